@@ -1,0 +1,170 @@
+//! The audit event schema. Stored as one version byte followed by the rkyv
+//! archive (little-endian, aligned, 32-bit offsets pinned in Cargo.toml), so
+//! a reader can tell old layouts from new. Never holds a secret or a body.
+
+use rkyv::rancor;
+use serde::Serialize;
+
+use crate::clock;
+use crate::error::usd;
+
+/// Version byte written before every archived event.
+pub const VERSION: u8 = 1;
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A call: forwarded or refused.
+    Call = 0,
+    /// A later settlement of a forwarded call (LLM usage from the stream).
+    Settle = 1,
+}
+
+/// The verdict on a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Forwarded to the vendor.
+    Allowed = 0,
+    /// Refused by capgate.
+    Refused = 1,
+}
+
+/// One audit record.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct AuditEvent {
+    /// Time, Unix ms.
+    pub ts_ms: u64,
+    /// Tie-breaking sequence, assigned by the writer.
+    pub seq: u64,
+    /// Request id (also sent as `x-capgate-request-id`).
+    pub request_id: String,
+    /// [`EventKind`] as u8.
+    pub kind: u8,
+    /// Vault key id, empty if the caller was not authenticated.
+    pub key_id: String,
+    /// Key label.
+    pub label: String,
+    /// Vendor name from the route.
+    pub vendor: String,
+    /// Request method.
+    pub method: String,
+    /// Canonical vendor path (or the raw target when it could not be canonicalised, truncated).
+    pub path: String,
+    /// Status sent to the client.
+    pub status: u16,
+    /// [`Decision`] as u8.
+    pub decision: u8,
+    /// Refusal code, empty when allowed.
+    pub code: String,
+    /// Micro-dollars reserved before forwarding.
+    pub reserved_micros: u64,
+    /// Micro-dollars this call finally costs (after release or settlement).
+    pub settled_micros: u64,
+    /// Change this event makes to the key's spend on `spend_day`.
+    pub spend_delta: i64,
+    /// UTC day the spend counts against.
+    pub spend_day: u32,
+    /// Upstream latency to the response head, microseconds.
+    pub latency_us: u64,
+    /// Vendor object id from the answer, when known.
+    pub object_id: String,
+}
+
+/// Encodes an event with its version byte.
+pub fn encode(ev: &AuditEvent) -> Vec<u8> {
+    let body = rkyv::to_bytes::<rancor::Error>(ev).map(|b| b.to_vec()).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(VERSION);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes (and validates) a stored event; `None` for unknown versions or
+/// corrupt bytes.
+pub fn decode(bytes: &[u8]) -> Option<AuditEvent> {
+    let (&version, body) = bytes.split_first()?;
+    if version != VERSION {
+        return None;
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
+    aligned.extend_from_slice(body);
+    rkyv::from_bytes::<AuditEvent, rancor::Error>(&aligned).ok()
+}
+
+/// Storage key: time then sequence, big-endian, so keys sort by time.
+pub fn storage_key(ts_ms: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&ts_ms.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The JSON shape served by the admin API.
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    time: String,
+    ts_ms: u64,
+    seq: u64,
+    request_id: &'a str,
+    kind: &'static str,
+    key_id: &'a str,
+    label: &'a str,
+    vendor: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    decision: &'static str,
+    code: &'a str,
+    reserved_usd: f64,
+    settled_usd: f64,
+    reserved_micros: u64,
+    settled_micros: u64,
+    spend_delta_micros: i64,
+    upstream_latency_us: u64,
+    object_id: &'a str,
+}
+
+impl AuditEvent {
+    /// The admin API's JSON view.
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            time: clock::rfc3339(self.ts_ms),
+            ts_ms: self.ts_ms,
+            seq: self.seq,
+            request_id: &self.request_id,
+            kind: if self.kind == EventKind::Settle as u8 { "settle" } else { "call" },
+            key_id: &self.key_id,
+            label: &self.label,
+            vendor: &self.vendor,
+            method: &self.method,
+            path: &self.path,
+            status: self.status,
+            decision: if self.decision == Decision::Allowed as u8 { "allowed" } else { "refused" },
+            code: &self.code,
+            reserved_usd: usd(self.reserved_micros),
+            settled_usd: usd(self.settled_micros),
+            reserved_micros: self.reserved_micros,
+            settled_micros: self.settled_micros,
+            spend_delta_micros: self.spend_delta,
+            upstream_latency_us: self.latency_us,
+            object_id: &self.object_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_guard() {
+        let ev = AuditEvent { ts_ms: 5, seq: 7, key_id: "key_1".into(), label: "flowise/a".into(), spend_delta: -3, ..Default::default() };
+        let bytes = encode(&ev);
+        assert_eq!(bytes[0], VERSION);
+        assert_eq!(decode(&bytes), Some(ev));
+        let mut bad = bytes.clone();
+        bad[0] = 99;
+        assert_eq!(decode(&bad), None);
+        assert_eq!(decode(&bytes[..bytes.len() / 2]), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! The audit log: the versioned rkyv event schema ([`event`]), the
+//! group-commit writer thread that also keeps the per-day spend totals
+//! ([`writer`]), and time-range queries ([`query`]).
+
+pub mod event;
+pub mod query;
+pub mod writer;
+
+pub use event::{AuditEvent, Decision, EventKind};
+pub use writer::{AuditSink, Durability};

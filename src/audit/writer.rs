@@ -1,0 +1,205 @@
+//! The audit writer thread. Cores hand events to an [`AuditSink`] (a
+//! crossbeam channel); one thread drains it in batches, assigns sequence
+//! numbers, writes events and the affected per-day spend totals in one fjall
+//! batch, and group-commits: in `Sync` mode the batch is fsynced before any
+//! waiting caller is acknowledged. Write failures flip the sink unhealthy so
+//! the proxy fails closed on spend-carrying calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fjall::PersistMode;
+use futures_channel::oneshot;
+
+use super::event::{encode, storage_key, AuditEvent};
+use crate::clock;
+use crate::store::{spend_key, Store};
+
+/// When an appended event counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync each batch before acknowledging (zero loss for acknowledged calls).
+    Sync,
+    /// fsync at most this often; a crash loses at most this window.
+    Interval(Duration),
+}
+
+struct Msg {
+    event: AuditEvent,
+    ack: Option<oneshot::Sender<bool>>,
+}
+
+/// Where cores send events. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: Sender<Msg>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl AuditSink {
+    /// Queues an event without waiting.
+    pub fn append(&self, event: AuditEvent) {
+        if self.tx.send(Msg { event, ack: None }).is_err() {
+            self.healthy.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an event; the receiver yields `true` once it is durable
+    /// (per the configured [`Durability`]) and `false` if it could not be written.
+    pub fn append_acked(&self, event: AuditEvent) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.tx.send(Msg { event, ack: Some(tx) }) {
+            self.healthy.store(false, Ordering::Relaxed);
+            if let Some(ack) = e.into_inner().ack {
+                let _ = ack.send(false);
+            }
+        }
+        rx
+    }
+
+    /// Whether the last write succeeded.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+const MAX_BATCH: usize = 4096;
+
+/// Starts the writer thread. It exits (after a final fsync) once every
+/// sink clone is dropped.
+///
+/// # Errors
+/// When the thread cannot be spawned or the store cannot be read.
+pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<(AuditSink, std::thread::JoinHandle<()>), String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let mut writer = Writer::new(store, durability)?;
+    let h = Arc::clone(&healthy);
+    let handle = std::thread::Builder::new()
+        .name("capgate-audit".into())
+        .spawn(move || writer.run(&rx, &h))
+        .map_err(|e| format!("cannot start audit writer: {e}"))?;
+    Ok((AuditSink { tx, healthy }, handle))
+}
+
+struct Writer {
+    store: Arc<Store>,
+    durability: Durability,
+    next_seq: u64,
+    /// Spend totals for the days seen recently, by (day, key id).
+    totals: HashMap<(u32, String), u64>,
+    last_sync: Instant,
+    dirty: bool,
+}
+
+impl Writer {
+    fn new(store: Arc<Store>, durability: Durability) -> Result<Writer, String> {
+        let next_seq = match store.audit.last_key_value() {
+            Some(g) => {
+                let k = g.key().map_err(|e| format!("store: {e}"))?;
+                k.get(8..16).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_be_bytes) + 1
+            }
+            None => 0,
+        };
+        let today = clock::day_of(clock::now_ms());
+        let mut totals = HashMap::new();
+        for day in [today.saturating_sub(1), today] {
+            for (id, v) in store.spend_for_day(day)? {
+                totals.insert((day, id), v);
+            }
+        }
+        Ok(Writer { store, durability, next_seq, totals, last_sync: Instant::now(), dirty: false })
+    }
+
+    fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
+        let tick = match self.durability {
+            Durability::Sync => Duration::from_secs(3600),
+            Durability::Interval(d) => d,
+        };
+        loop {
+            let first = match rx.recv_timeout(tick) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sync_if_due(healthy, true);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let ok = self.write_batch(&mut batch);
+            healthy.store(ok, Ordering::Relaxed);
+            let ok = ok && self.sync_if_due(healthy, self.durability == Durability::Sync);
+            for m in batch {
+                if let Some(ack) = m.ack {
+                    let _ = ack.send(ok);
+                }
+            }
+        }
+        self.sync_if_due(healthy, true);
+    }
+
+    fn write_batch(&mut self, batch: &mut [Msg]) -> bool {
+        let mut b = self.store.db.batch();
+        let mut touched: Vec<(u32, String)> = Vec::new();
+        for m in batch.iter_mut() {
+            m.event.seq = self.next_seq;
+            self.next_seq += 1;
+            b.insert(&self.store.audit, storage_key(m.event.ts_ms, m.event.seq).to_vec(), encode(&m.event));
+            if m.event.spend_delta != 0 && !m.event.key_id.is_empty() {
+                let slot = (m.event.spend_day, m.event.key_id.clone());
+                let total = self.totals.entry(slot.clone()).or_insert_with(|| {
+                    self.store.spend.get(spend_key(slot.0, &slot.1)).ok().flatten().and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+                });
+                *total = total.saturating_add_signed(m.event.spend_delta);
+                touched.push(slot);
+            }
+        }
+        for slot in touched {
+            let v = self.totals.get(&slot).copied().unwrap_or(0);
+            b.insert(&self.store.spend, spend_key(slot.0, &slot.1), v.to_be_bytes().to_vec());
+        }
+        let today = clock::day_of(clock::now_ms());
+        self.totals.retain(|(d, _), _| *d + 1 >= today);
+        match b.commit() {
+            Ok(()) => {
+                self.dirty = true;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit batch could not be written; refusing spend-carrying calls");
+                false
+            }
+        }
+    }
+
+    fn sync_if_due(&mut self, healthy: &AtomicBool, force: bool) -> bool {
+        let due = match self.durability {
+            Durability::Sync => true,
+            Durability::Interval(d) => self.last_sync.elapsed() >= d,
+        };
+        if !self.dirty || !(force || due) {
+            return true;
+        }
+        match self.store.db.persist(PersistMode::SyncData) {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_sync = Instant::now();
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit fsync failed; refusing spend-carrying calls");
+                healthy.store(false, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! A buffered HTTP/1.1 connection over any monoio stream: reads heads and
+//! bodies within limits, writes answers, and relays a streamed body from one
+//! connection to another piece by piece (SSE and chunked answers reach the
+//! client as they arrive). Body decoding uses monoio-http's decoders.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio_codec::{Decoded, Decoder};
+use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
+
+use super::head::{parse_request_head, parse_response_head, Framing, HeadError, Limits, RequestHead, ResponseHead};
+
+/// Why a request head or body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The head was refused.
+    Head(HeadError),
+    /// The body is larger than allowed (413).
+    TooLarge,
+    /// Bad chunked encoding (400).
+    Malformed,
+    /// The peer closed or stalled mid-message.
+    Incomplete,
+    /// Socket error.
+    Io(io::Error),
+    /// No bytes within the allowed time.
+    TimedOut,
+}
+
+impl From<io::Error> for BodyError {
+    fn from(e: io::Error) -> Self {
+        BodyError::Io(e)
+    }
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A stream plus its read buffer.
+pub struct Conn<S> {
+    io: S,
+    buf: BytesMut,
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
+    /// Wraps a connected stream.
+    pub fn new(io: S) -> Self {
+        Conn { io, buf: BytesMut::with_capacity(READ_CHUNK) }
+    }
+
+    /// Bytes already read but not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let (res, buf) = self.io.read(buf).await;
+        self.buf = buf;
+        res
+    }
+
+    async fn fill_within(&mut self, timeout: Duration) -> Result<usize, BodyError> {
+        match monoio::time::timeout(timeout, self.fill()).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(BodyError::TimedOut),
+        }
+    }
+
+    /// Reads the next request head. `Ok(None)` when the client closed
+    /// cleanly between requests.
+    ///
+    /// # Errors
+    /// [`BodyError`] on malformed heads, limits, timeouts or I/O errors.
+    pub async fn read_request_head(&mut self, limits: &Limits, idle: Duration) -> Result<Option<RequestHead>, BodyError> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some((head, n)) = parse_request_head(&self.buf, limits).map_err(BodyError::Head)? {
+                    self.buf.advance(n);
+                    return Ok(Some(head));
+                }
+            }
+            if self.fill_within(idle).await? == 0 {
+                return if self.buf.is_empty() { Ok(None) } else { Err(BodyError::Incomplete) };
+            }
+        }
+    }
+
+    /// Reads an upstream response head.
+    ///
+    /// # Errors
+    /// [`BodyError`] on malformed heads, timeouts or I/O errors.
+    pub async fn read_response_head(&mut self, head_request: bool, timeout: Duration) -> Result<ResponseHead, BodyError> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some((head, n)) = parse_response_head(&self.buf, head_request, 64 * 1024).map_err(BodyError::Head)? {
+                    self.buf.advance(n);
+                    if (100..200).contains(&head.status) && head.status != 101 {
+                        continue; // interim answer (100 Continue): wait for the real one
+                    }
+                    return Ok(head);
+                }
+            }
+            if self.fill_within(timeout).await? == 0 {
+                return Err(BodyError::Incomplete);
+            }
+        }
+    }
+
+    /// Reads a whole request body of at most `max` bytes.
+    ///
+    /// # Errors
+    /// [`BodyError::TooLarge`] past `max`; others on bad framing or I/O.
+    pub async fn read_body(&mut self, framing: Framing, max: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+        match framing {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) => {
+                let n = usize::try_from(n).map_err(|_| BodyError::TooLarge)?;
+                if n > max {
+                    return Err(BodyError::TooLarge);
+                }
+                while self.buf.len() < n {
+                    if self.fill_within(timeout).await? == 0 {
+                        return Err(BodyError::Incomplete);
+                    }
+                }
+                Ok(self.buf.split_to(n).freeze())
+            }
+            Framing::Chunked => {
+                let mut dec = ChunkedBodyDecoder::default();
+                let mut out = BytesMut::new();
+                loop {
+                    match dec.decode(&mut self.buf) {
+                        Ok(Decoded::Some(Some(data))) => {
+                            if out.len() + data.len() > max {
+                                return Err(BodyError::TooLarge);
+                            }
+                            out.extend_from_slice(&data);
+                        }
+                        Ok(Decoded::Some(None)) => return Ok(out.freeze()),
+                        Ok(_) => {
+                            if self.buf.len() > max.saturating_sub(out.len()) + 1024 {
+                                return Err(BodyError::TooLarge);
+                            }
+                            if self.fill_within(timeout).await? == 0 {
+                                return Err(BodyError::Incomplete);
+                            }
+                        }
+                        Err(_) => return Err(BodyError::Malformed),
+                    }
+                }
+            }
+            Framing::UntilClose => Err(BodyError::Malformed),
+        }
+    }
+
+    /// Writes all of `data`.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub async fn write_all(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let (res, _) = self.io.write_all(data).await;
+        res.map(|_| ())
+    }
+
+    /// Relays a response body from `self` (upstream) to `down` (client),
+    /// piece by piece, calling `tap` on every decoded piece. When
+    /// `rechunk` is set the client gets chunked encoding; otherwise the body
+    /// is passed through with its own length.
+    ///
+    /// # Errors
+    /// [`RelayError`] says which side failed.
+    pub async fn relay_body<D, F>(
+        &mut self,
+        framing: Framing,
+        down: &mut Conn<D>,
+        rechunk: bool,
+        idle: Duration,
+        mut tap: F,
+    ) -> Result<(), RelayError>
+    where
+        D: AsyncReadRent + AsyncWriteRent,
+        F: FnMut(&[u8]),
+    {
+        match framing {
+            Framing::None => Ok(()),
+            Framing::Length(n) => {
+                let mut left = n;
+                while left > 0 {
+                    if self.buf.is_empty() && self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
+                        return Err(RelayError::Upstream);
+                    }
+                    let take = (self.buf.len() as u64).min(left) as usize;
+                    let piece = self.buf.split_to(take);
+                    left -= take as u64;
+                    tap(&piece);
+                    down.write_piece(piece, rechunk).await?;
+                }
+                down.finish_chunked(rechunk).await
+            }
+            Framing::Chunked => {
+                let mut dec = ChunkedBodyDecoder::default();
+                loop {
+                    match dec.decode(&mut self.buf) {
+                        Ok(Decoded::Some(Some(data))) => {
+                            tap(&data);
+                            down.write_piece(BytesMut::from(&data[..]), rechunk).await?;
+                        }
+                        Ok(Decoded::Some(None)) => return down.finish_chunked(rechunk).await,
+                        Ok(_) => {
+                            if self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
+                                return Err(RelayError::Upstream);
+                            }
+                        }
+                        Err(_) => return Err(RelayError::Upstream),
+                    }
+                }
+            }
+            Framing::UntilClose => {
+                loop {
+                    if self.buf.is_empty() && self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
+                        return down.finish_chunked(rechunk).await;
+                    }
+                    let piece = self.buf.split();
+                    tap(&piece);
+                    down.write_piece(piece, rechunk).await?;
+                }
+            }
+        }
+    }
+
+    async fn finish_chunked(&mut self, chunked: bool) -> Result<(), RelayError> {
+        if chunked {
+            self.write_all(b"0\r\n\r\n".to_vec()).await.map_err(|_| RelayError::Client)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes already read past the last head (the start of a body), for
+    /// best-effort peeking without consuming.
+    pub fn peek_buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    async fn write_piece(&mut self, piece: BytesMut, chunked: bool) -> Result<(), RelayError> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        let out = if chunked {
+            let mut v = Vec::with_capacity(piece.len() + 16);
+            v.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            v.extend_from_slice(&piece);
+            v.extend_from_slice(b"\r\n");
+            v
+        } else {
+            piece.to_vec()
+        };
+        self.write_all(out).await.map_err(|_| RelayError::Client)
+    }
+}
+
+/// Which side of a relay failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayError {
+    /// The upstream broke off or sent bad framing.
+    Upstream,
+    /// The client went away.
+    Client,
+}
+
+/// Serialises a response head. `headers` must not include framing headers;
+/// `framing` adds `content-length` or `transfer-encoding`.
+pub fn encode_response_head(status: u16, reason: &str, headers: &[(String, Vec<u8>)], body_len: Option<usize>, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    for (n, v) in headers {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    match body_len {
+        Some(n) => out.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A complete small response (head and body) as bytes.
+pub fn simple_response(status: u16, content_type: &str, extra: &[(String, Vec<u8>)], body: &[u8], keep_alive: bool) -> Vec<u8> {
+    let mut headers = Vec::with_capacity(extra.len() + 1);
+    headers.push(("content-type".to_string(), content_type.as_bytes().to_vec()));
+    headers.extend_from_slice(extra);
+    let mut out = encode_response_head(status, reason_phrase(status), &headers, Some(body.len()), keep_alive);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Canonical reason phrase for the statuses capgate emits itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}

@@ -1,0 +1,73 @@
+//! The shared, read-mostly key registry. Cores read it on every request;
+//! only the admin API writes it (after the store has the change), so a
+//! revocation is visible to every core on its very next request.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use super::{token, VaultKey};
+use crate::error::Refusal;
+
+/// All known keys, by token hash and by id.
+#[derive(Default)]
+pub struct KeyRegistry {
+    by_hash: DashMap<[u8; 32], Arc<VaultKey>>,
+    by_id: DashMap<String, [u8; 32]>,
+}
+
+impl KeyRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a key.
+    pub fn put(&self, key: VaultKey) {
+        self.by_id.insert(key.id.clone(), key.token_hash);
+        self.by_hash.insert(key.token_hash, Arc::new(key));
+    }
+
+    /// Looks a key up by id.
+    pub fn get(&self, id: &str) -> Option<Arc<VaultKey>> {
+        let hash = *self.by_id.get(id)?;
+        self.by_hash.get(&hash).map(|k| Arc::clone(&k))
+    }
+
+    /// Every key (admin listing).
+    pub fn all(&self) -> Vec<Arc<VaultKey>> {
+        self.by_hash.iter().map(|e| Arc::clone(e.value())).collect()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Authenticates a presented token at `now_ms`.
+    ///
+    /// # Errors
+    /// `invalid_key`, `key_revoked` or `key_expired` refusals.
+    pub fn authenticate(&self, presented: &str, now_ms: u64) -> Result<Arc<VaultKey>, Refusal> {
+        if !presented.starts_with(token::TOKEN_PREFIX) {
+            return Err(Refusal::invalid_key());
+        }
+        let hash = token::hash(presented);
+        let key = self.by_hash.get(&hash).map(|k| Arc::clone(&k)).ok_or_else(Refusal::invalid_key)?;
+        if !token::hashes_equal(&key.token_hash, &hash) {
+            return Err(Refusal::invalid_key());
+        }
+        if key.revoked_ms.is_some() {
+            return Err(Refusal::key_revoked());
+        }
+        if now_ms >= key.expires_ms {
+            return Err(Refusal::key_expired());
+        }
+        Ok(key)
+    }
+}

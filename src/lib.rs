@@ -1,0 +1,28 @@
+//! capgate: a self-hosted egress proxy that gives AI agents capped, scoped,
+//! revocable vault keys instead of real vendor secrets.
+//!
+//! The crate reads as a request's path. Data plane (per-core, never blocks):
+//! [`runtime`] (workers, listeners) → [`http1`] (framing, limits) → [`proxy`]
+//! (route, authenticate, policy, price, reserve, forward, settle, audit) using
+//! the pure [`policy`] and [`pricing`] modules and the per-core [`ledger`].
+//! Control plane (own threads): [`admin`] (keys and audit HTTP API),
+//! [`audit`] (event schema, group-commit writer, queries) over [`store`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod admin;
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http1;
+pub mod keys;
+pub mod ledger;
+pub mod mock;
+pub mod policy;
+pub mod pricing;
+pub mod proxy;
+pub mod runtime;
+pub mod store;
+pub mod vendors;

@@ -1,0 +1,94 @@
+//! The `capgate` command line: `serve` runs the proxy and admin API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use capgate::config::{Config, Overrides};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "capgate", version, about = "Capped, scoped, revocable vault keys for AI agents calling paid APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and the admin API (embedded default config unless --config).
+    Serve {
+        /// TOML file merged over the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Proxy listen address (overrides proxy.listen).
+        #[arg(long)]
+        proxy_listen: Option<String>,
+        /// Admin listen address (overrides admin.listen).
+        #[arg(long)]
+        admin_listen: Option<String>,
+        /// Data directory (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Worker cores (overrides proxy.workers; 0 = all cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Print the embedded default configuration.
+    DefaultConfig,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAPGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::DefaultConfig => {
+            print!("{}", capgate::config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::Serve { config, proxy_listen, admin_listen, data_dir, workers } => {
+            let text = match config.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("capgate: cannot read config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let ov = Overrides { proxy_listen, admin_listen, data_dir, workers };
+            let cfg = match Config::load(text.as_deref(), &ov) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("capgate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let workers = cfg.workers;
+            match capgate::runtime::serve::start(cfg) {
+                Ok(running) => {
+                    println!("capgate: proxy listening on http://{} ({workers} workers)", running.proxy_addr);
+                    println!("capgate: admin API on http://{}", running.admin_addr);
+                    if let Some(d) = running.demo_addr {
+                        println!("capgate: demo vendor (fake payments) on http://{d}, reachable as /demo/... through the proxy");
+                    }
+                    if let Some(t) = &running.new_admin_token {
+                        println!("capgate: new admin token (shown once; only its hash is stored): {t}");
+                    }
+                    println!("capgate: ready");
+                    for h in running.workers {
+                        let _ = h.join();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("capgate: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

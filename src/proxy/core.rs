@@ -1,0 +1,68 @@
+//! Per-core proxy state: what every core shares read-only ([`Shared`]) and
+//! what one core owns ([`CoreCtx`]: its ledger handle, upstream pool and
+//! request-id counter).
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{AuditSink, Durability};
+use crate::http1::Limits;
+use crate::keys::registry::KeyRegistry;
+use crate::ledger::Ledgers;
+use crate::pricing::CompiledPrices;
+use crate::vendors::Vendors;
+
+use super::upstream::Pool;
+
+/// State shared by all cores (read-only or internally synchronised).
+pub struct Shared {
+    /// Vault keys.
+    pub registry: Arc<KeyRegistry>,
+    /// Vendors and their resolved addresses.
+    pub vendors: Arc<Vendors>,
+    /// Audit event sink.
+    pub audit: AuditSink,
+    /// Audit durability (sync waits for the fsync before answering).
+    pub durability: Durability,
+    /// Compiled price tables.
+    pub prices: Arc<CompiledPrices>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Upstream answer timeout.
+    pub response_timeout: Duration,
+    /// Client idle timeout.
+    pub idle_timeout: Duration,
+    /// TLS client configuration for vendors.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Random per-process prefix for request ids.
+    pub boot_id: u32,
+}
+
+/// One core's proxy context.
+pub struct CoreCtx {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Spend ledgers (own + mailboxes).
+    pub ledgers: Ledgers,
+    /// Idle upstream connections.
+    pub pool: RefCell<Pool>,
+    core: usize,
+    counter: Cell<u64>,
+}
+
+impl CoreCtx {
+    /// A context for `core`.
+    pub fn new(core: usize, shared: Arc<Shared>, ledgers: Ledgers) -> CoreCtx {
+        CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), core, counter: Cell::new(0) }
+    }
+
+    /// A request id unique within this process run (and very likely across runs).
+    pub fn next_request_id(&self) -> String {
+        let n = self.counter.get();
+        self.counter.set(n + 1);
+        format!("req_{:08x}{:02x}{:010x}", self.shared.boot_id, self.core & 0xff, n)
+    }
+}

@@ -1,0 +1,299 @@
+//! One proxied request, phase by phase (see the chart in [`super`]): decide
+//! (route, authenticate, authorise, price), reserve, forward, record, relay,
+//! settle. Every outcome, allowed or refused, produces one audit event.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+
+use super::core::CoreCtx;
+use super::route::{self, Route};
+use super::upstream::{self, Failure, UpConn};
+use crate::audit::{AuditEvent, Decision, Durability, EventKind};
+use crate::clock;
+use crate::error::Refusal;
+use crate::http1::conn::{encode_response_head, simple_response};
+use crate::http1::head::header;
+use crate::http1::{Conn, Framing, RequestHead};
+use crate::keys::VaultKey;
+use crate::pricing::{self, Params, PriceRequest, Quote, Settle, SseUsageScanner};
+use crate::vendors::Vendor;
+
+/// What a request that passed every check will do.
+struct Plan {
+    key: Arc<VaultKey>,
+    key_id: Arc<str>,
+    vendor: Arc<Vendor>,
+    route: Route,
+    quote: Quote,
+    body: Vec<u8>,
+}
+
+/// Most bytes of a JSON answer kept to read its `usage` when settling.
+const USAGE_CAPTURE: usize = 256 * 1024;
+
+/// Handles one request whose head has been read. Returns whether the
+/// client connection may carry another request.
+pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStream>) -> bool {
+    let shared = &ctx.shared;
+    let now = clock::now_ms();
+    let mut ev = AuditEvent {
+        ts_ms: now,
+        request_id: ctx.next_request_id(),
+        method: head.method.clone(),
+        path: head.target.chars().take(512).collect(),
+        spend_day: clock::day_of(now),
+        ..AuditEvent::default()
+    };
+    if head.expect_continue && head.framing != Framing::None && client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await.is_err() {
+        return false;
+    }
+    let body = match client.read_body(head.framing, shared.limits.max_body_bytes, shared.idle_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            let refusal = match e {
+                crate::http1::BodyError::TooLarge => Refusal::new(413, "payload_too_large", crate::error::Source::Client, format!("request body exceeds {} bytes", shared.limits.max_body_bytes)),
+                crate::http1::BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
+                _ => return false,
+            };
+            refuse(ctx, client, &mut ev, &refusal, false).await;
+            return false;
+        }
+    };
+    let plan = match decide(ctx, &head, body.to_vec(), now, &mut ev) {
+        Ok(p) => p,
+        Err(r) => return refuse(ctx, client, &mut ev, &r, head.keep_alive).await,
+    };
+    forward(ctx, &head, plan, client, ev).await
+}
+
+/// Route, authenticate, authorise and price: everything decided before any
+/// shared state changes.
+fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
+    let shared = &ctx.shared;
+    let route = route::route(&head.target)?;
+    ev.vendor = route.vendor.clone();
+    ev.path = route.path.clone();
+    let token = route::presented_token(&head.headers).ok_or_else(Refusal::invalid_key)?;
+    let key = shared.registry.authenticate(&token, now)?;
+    ev.key_id = key.id.clone();
+    ev.label = key.label.clone();
+    if key.vendor != route.vendor {
+        return Err(Refusal::vendor_not_allowed(&key.vendor, &route.vendor));
+    }
+    let vendor = shared
+        .vendors
+        .get(&route.vendor)
+        .cloned()
+        .ok_or_else(|| Refusal::new(404, "unknown_vendor", crate::error::Source::Client, format!("no vendor named '{}' is configured", route.vendor)))?;
+    if !key.allowed.allows(&head.method, &route.path) {
+        return Err(Refusal::endpoint_not_allowed(&head.method, &route.path));
+    }
+    if vendor.credential.is_none() {
+        return Err(Refusal::new(503, "vendor_not_configured", crate::error::Source::Internal, format!("no credential is configured for vendor '{}'", vendor.name)));
+    }
+    let content_type = header(&head.headers, "content-type").and_then(|v| std::str::from_utf8(v).ok());
+    let params = Params::parse(&route.query, content_type, &body).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
+    let req = PriceRequest { vendor: vendor.kind, method: &head.method, path: &route.path, query: &route.query, content_type, body: &body };
+    let quote = pricing::quote(&req, &params, &shared.prices).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
+    let mut body = body;
+    if matches!(quote.settle, Settle::Usage { streaming: true, .. }) && route.path == "/v1/chat/completions" && pricing::openai_stream_needs_usage_option(&params) {
+        if let Some(b) = pricing::add_include_usage(&body) {
+            body = b;
+        }
+    }
+    ev.reserved_micros = quote.reserve_micros;
+    let key_id: Arc<str> = Arc::from(key.id.as_str());
+    Ok(Plan { key, key_id, vendor, route, quote, body })
+}
+
+/// Reserve, forward, record, relay, settle.
+async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent) -> bool {
+    let shared = &ctx.shared;
+    let Plan { key, key_id, vendor, route, quote, body } = plan;
+    let cost = quote.reserve_micros;
+    let day = ev.spend_day;
+    if cost > 0 && !shared.audit.healthy() {
+        return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), head.keep_alive).await;
+    }
+    if cost > 0 {
+        if let Err(over) = ctx.ledgers.reserve(&key_id, key.owner_hash, day, cost, key.cap_micros).await {
+            let r = Refusal::cap_exceeded(key.cap_micros, over.spent, cost, clock::secs_until_next_day(clock::now_ms()));
+            return refuse(ctx, client, &mut ev, &r, head.keep_alive).await;
+        }
+    }
+    let release = |ev: &mut AuditEvent| {
+        ctx.ledgers.adjust(&key_id, key.owner_hash, day, -(cost as i64));
+        ev.settled_micros = 0;
+        ev.spend_delta = 0;
+    };
+    let Some(addrs) = shared.vendors.addrs(&vendor.name) else {
+        release(&mut ev);
+        return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(format!("the address of {} could not be resolved", vendor.upstream.host)), head.keep_alive).await;
+    };
+    let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, body.len(), &ev.request_id);
+    request.extend_from_slice(&body);
+    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some();
+    let started = Instant::now();
+    let pooled = ctx.pool.borrow_mut().take(&vendor.name);
+    let reused = pooled.is_some();
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => match upstream::connect(&vendor, &addrs, &shared.tls, shared.connect_timeout).await {
+            Ok(c) => c,
+            Err(msg) => {
+                release(&mut ev);
+                return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), head.keep_alive).await;
+            }
+        },
+    };
+    let head_request = head.method == "HEAD";
+    let mut result = exchange_on(&mut conn, request.clone(), head_request, shared.response_timeout).await;
+    let retry = match &result {
+        Err(Failure::NotSent(_)) => reused,
+        Err(Failure::MaybeSent(_)) => reused && safe_to_retry,
+        _ => false,
+    };
+    if retry {
+        match upstream::connect(&vendor, &addrs, &shared.tls, shared.connect_timeout).await {
+            Ok(c) => {
+                conn = c;
+                result = exchange_on(&mut conn, request, head_request, shared.response_timeout).await;
+            }
+            Err(msg) => result = Err(Failure::NotSent(msg)),
+        }
+    }
+    ev.latency_us = started.elapsed().as_micros() as u64;
+    let resp = match result {
+        Ok(r) => r,
+        Err(Failure::NotSent(msg)) => {
+            release(&mut ev);
+            return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), head.keep_alive).await;
+        }
+        Err(failure) => {
+            // The vendor may have acted on it: keep the reservation.
+            ev.settled_micros = cost;
+            ev.spend_delta = cost as i64;
+            let r = match failure {
+                Failure::TimedOut => Refusal::new(504, "upstream_timeout", crate::error::Source::Upstream, "the vendor did not answer in time; the call may have been processed, so its cost stays counted"),
+                Failure::MaybeSent(m) | Failure::NotSent(m) => Refusal::new(502, "upstream_error", crate::error::Source::Upstream, format!("{m}; the call may have been processed, so its cost stays counted")),
+            };
+            return refuse(ctx, client, &mut ev, &r, head.keep_alive).await;
+        }
+    };
+    ev.status = resp.status;
+    ev.decision = Decision::Allowed as u8;
+    if resp.status >= 400 {
+        release(&mut ev);
+    } else {
+        ev.settled_micros = cost;
+        ev.spend_delta = cost as i64;
+    }
+    ev.object_id = peek_object_id(&conn);
+    let settle_later = match quote.settle {
+        Settle::Usage { vendor, prices, streaming } if resp.status < 400 => Some((vendor, prices, streaming)),
+        _ => None,
+    };
+    let call_event = ev.clone();
+    if shared.durability == Durability::Sync {
+        if !shared.audit.append_acked(call_event).await.unwrap_or(false) {
+            tracing::error!(request_id = %ev.request_id, "audit event for a forwarded call was not written");
+        }
+    } else {
+        shared.audit.append(call_event);
+    }
+    // Answer the client.
+    let keep_alive = head.keep_alive && head.minor_version == 1;
+    let mut headers = route::downstream_headers(&resp.headers);
+    headers.push(("x-capgate-request-id".into(), ev.request_id.clone().into_bytes()));
+    let (body_len, rechunk) = match resp.framing {
+        Framing::None => (Some(0), false),
+        Framing::Length(n) => (Some(n as usize), false),
+        Framing::Chunked | Framing::UntilClose => (None, true),
+    };
+    let head_bytes = encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive);
+    if client.write_all(head_bytes).await.is_err() {
+        return false;
+    }
+    let mut scanner = settle_later.filter(|s| s.2).map(|(v, _, _)| SseUsageScanner::new(v));
+    let mut captured: Vec<u8> = Vec::new();
+    let capture = settle_later.is_some_and(|s| !s.2);
+    let tap = |piece: &[u8]| {
+        if let Some(s) = scanner.as_mut() {
+            s.feed(piece);
+        } else if capture && captured.len() < USAGE_CAPTURE {
+            captured.extend_from_slice(&piece[..piece.len().min(USAGE_CAPTURE - captured.len())]);
+        }
+    };
+    let relayed = relay_on(&mut conn, resp.framing, client, rechunk, shared.response_timeout, tap).await;
+    if let Some((llm, prices, streaming)) = settle_later {
+        let usage = if streaming { scanner.as_ref().and_then(SseUsageScanner::usage) } else { pricing::usage_from_json(llm, &captured) };
+        if let Some(usage) = usage {
+            let actual = pricing::cost_from_usage(&prices, &usage);
+            let delta = actual as i64 - cost as i64;
+            ctx.ledgers.adjust(&key_id, key.owner_hash, day, delta);
+            shared.audit.append(AuditEvent {
+                ts_ms: clock::now_ms(),
+                kind: EventKind::Settle as u8,
+                reserved_micros: cost,
+                settled_micros: actual,
+                spend_delta: delta,
+                code: String::new(),
+                latency_us: started.elapsed().as_micros() as u64,
+                ..ev
+            });
+        }
+    }
+    match relayed {
+        Ok(()) if resp.keep_alive => ctx.pool.borrow_mut().put(&vendor.name, conn),
+        _ => {}
+    }
+    relayed.is_ok() && keep_alive
+}
+
+async fn exchange_on(conn: &mut UpConn, request: Vec<u8>, head_request: bool, timeout: std::time::Duration) -> Result<crate::http1::ResponseHead, Failure> {
+    match conn {
+        UpConn::Plain(c) => upstream::exchange(c, request, head_request, timeout).await,
+        UpConn::Tls(c) => upstream::exchange(c.as_mut(), request, head_request, timeout).await,
+    }
+}
+
+async fn relay_on<F: FnMut(&[u8])>(conn: &mut UpConn, framing: Framing, client: &mut Conn<TcpStream>, rechunk: bool, idle: std::time::Duration, tap: F) -> Result<(), crate::http1::conn::RelayError> {
+    match conn {
+        UpConn::Plain(c) => c.relay_body(framing, client, rechunk, idle, tap).await,
+        UpConn::Tls(c) => c.relay_body(framing, client, rechunk, idle, tap).await,
+    }
+}
+
+fn peek_object_id(conn: &UpConn) -> String {
+    let bytes = match conn {
+        UpConn::Plain(c) => c.peek_buffered(),
+        UpConn::Tls(c) => c.peek_buffered(),
+    };
+    pricing::object_id(&bytes[..bytes.len().min(4096)]).unwrap_or_default()
+}
+
+/// Answers a refusal (never forwarded) and audits it. Returns whether the
+/// connection may continue.
+async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, keep_alive: bool) -> bool {
+    ev.status = r.status;
+    if ev.decision != Decision::Allowed as u8 || ev.status >= 500 {
+        ev.decision = Decision::Refused as u8;
+    }
+    ev.code = r.code.to_string();
+    // Only a call that certainly never reached the vendor is worth retrying;
+    // SDKs read these headers before their automatic retries.
+    let retry: &[u8] = if r.code == "upstream_unavailable" { b"true" } else { b"false" };
+    let mut headers = vec![
+        ("x-capgate-request-id".to_string(), ev.request_id.clone().into_bytes()),
+        ("x-should-retry".to_string(), retry.to_vec()),
+        ("stripe-should-retry".to_string(), retry.to_vec()),
+    ];
+    if let Some(secs) = r.retry_after {
+        headers.push(("retry-after".to_string(), secs.to_string().into_bytes()));
+    }
+    ctx.shared.audit.append(ev.clone());
+    let bytes = simple_response(r.status, "application/json", &headers, &r.body(&ev.request_id), keep_alive);
+    client.write_all(bytes).await.is_ok() && keep_alive
+}

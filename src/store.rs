@@ -1,0 +1,109 @@
+//! The fjall database and its keyspaces: `keys` (key records, hashes only),
+//! `audit` (rkyv events by time), `spend` (per-day, per-key settled spend,
+//! written in the same batch as the events) and `meta` (admin token hash).
+//! Only control-plane threads touch it; proxy cores never call fjall.
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::keys::KeyRecord;
+
+/// Storage errors, as text for the operator.
+pub type StoreResult<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("store: {e}")
+}
+
+/// The opened database.
+pub struct Store {
+    /// The fjall database.
+    pub db: Database,
+    /// Key records by id.
+    pub keys: Keyspace,
+    /// Audit events by `ts_ms ‖ seq` (big-endian).
+    pub audit: Keyspace,
+    /// Spend by `day ‖ key_id`: u64 big-endian micro-dollars.
+    pub spend: Keyspace,
+    /// Small settings.
+    pub meta: Keyspace,
+}
+
+/// `spend` keyspace key for a day and key id.
+pub fn spend_key(day: u32, key_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key_id.len());
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(key_id.as_bytes());
+    k
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the database is corrupt or locked.
+    pub fn open(dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        let db = Database::builder(dir).worker_threads(1).open().map_err(err)?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(err);
+        Ok(Store { keys: ks("keys")?, audit: ks("audit")?, spend: ks("spend")?, meta: ks("meta")?, db })
+    }
+
+    /// Writes a key record durably (fsync) before returning.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn put_key(&self, rec: &KeyRecord) -> StoreResult<()> {
+        let v = serde_json::to_vec(rec).map_err(err)?;
+        self.keys.insert(rec.id.as_bytes(), v).map_err(err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(err)
+    }
+
+    /// Every stored key record.
+    ///
+    /// # Errors
+    /// On I/O failure or a corrupt record.
+    pub fn load_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.keys
+            .iter()
+            .map(|g| {
+                let (_, v) = g.into_inner().map_err(err)?;
+                serde_json::from_slice(&v).map_err(err)
+            })
+            .collect()
+    }
+
+    /// Settled spend of every key on `day`.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn spend_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64)>> {
+        self.spend
+            .prefix(day.to_be_bytes())
+            .map(|g| {
+                let (k, v) = g.into_inner().map_err(err)?;
+                let id = String::from_utf8_lossy(k.get(4..).unwrap_or_default()).into_owned();
+                let arr: [u8; 8] = v.as_ref().try_into().map_err(|_| "store: bad spend value".to_string())?;
+                Ok((id, u64::from_be_bytes(arr)))
+            })
+            .collect()
+    }
+
+    /// Reads a `meta` value.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn meta_get(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(name).map_err(err)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes a `meta` value durably.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn meta_put(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        self.meta.insert(name, value.to_vec()).map_err(err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(err)
+    }
+}

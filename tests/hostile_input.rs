@@ -1,0 +1,93 @@
+//! Bad input gets a clear 4xx, never a panic and never a forwarded request:
+//! allowlist bypass attempts, malformed HTTP, ambiguous framing, huge bodies.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn allowlist_bypass_attempts_are_refused() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (_, token) = cg.issue(json!({"vendor": "stripe", "daily_usd_cap": 100, "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/customers/*"]}));
+    let attempts = [
+        "/stripe/v1/payment_intents/../refunds",
+        "/stripe/v1/payment_intents/%2e%2e/refunds",
+        "/stripe/v1/payment_intents/.%2E/refunds",
+        "/stripe//v1/refunds",
+        "//stripe/v1/refunds",
+        "/stripe/v1%2Frefunds",
+        "/stripe/v1/payment_intents%2F..%2Frefunds",
+        "/stripe/v1/customers/cus_1/../../refunds",
+        "/stripe/v1/customers/%252e%252e",
+        "/stripe/v1/refunds",
+        "/stripe/V1/payment_intents",
+        "/stripe/v1/payment_intents/",
+    ];
+    for path in attempts {
+        let (s, v, _) = form_call(&cg.proxy_url(path), &token, "amount=100&currency=usd");
+        assert!(s == 400 || s == 403, "{path} → {s} {v}");
+        assert!(v["error"].is_string(), "{path}: JSON error body");
+    }
+    // Method override headers are not honoured (and not forwarded).
+    let (s, _, _) = form_call_with(&cg.proxy_url("/stripe/v1/customers/cus_1"), &token, "", &[("X-HTTP-Method-Override", "GET")]);
+    assert_eq!(s, 403);
+    assert_eq!(mock.count(), 0, "nothing reached the vendor");
+    // The allowed forms still work.
+    assert_eq!(form_call(&cg.proxy_url("/stripe/v1/payment%5Fintents"), &token, "amount=100&currency=usd").0, 200);
+    assert_eq!(mock.recorded()[0].target, "/v1/payment_intents");
+}
+
+#[test]
+fn malformed_http_gets_4xx_and_is_never_forwarded() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (_, token) = cg.issue_stripe(100.0, "t/hostile");
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), "400"),
+        (format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").into_bytes(), "400"),
+        (format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Content-Length: 5\r\nContent-Length: 7\r\n\r\nhello").into_bytes(), "400"),
+        (format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: gzip\r\n\r\n").into_bytes(), "400"),
+        (format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Content-Length: 99999999\r\n\r\n").into_bytes(), "413"),
+        (format!("GET /stripe/v1/customers/cus_1 HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(40_000)).into_bytes(), "431"),
+        (format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n").into_bytes(), "400"),
+        (b"GET http://evil.example/v1/customers HTTP/1.1\r\n\r\n".to_vec(), "400"),
+        (b"GET /stripe/v1/customers/\xff HTTP/1.1\r\n\r\n".to_vec(), "400"),
+    ];
+    for (bytes, want) in cases {
+        let answer = raw(cg.proxy, &bytes);
+        assert!(answer.starts_with(&format!("HTTP/1.1 {want}")), "{:?} → {answer:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(80)]));
+    }
+    // A chunked body larger than the limit.
+    let big = "a".repeat(1024 * 1024 + 10);
+    let mut chunked = format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+    for piece in big.as_bytes().chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert!(raw(cg.proxy, &chunked).starts_with("HTTP/1.1 413"));
+    assert_eq!(mock.count(), 0);
+    // The server is still healthy afterwards.
+    assert_eq!(cg.charge(&token, 100).0, 200);
+}
+
+#[test]
+fn chunked_requests_are_dechunked_and_priced() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(100.0, "t/chunked");
+    let body = "amount=700&currency=usd";
+    let req = format!("POST /stripe/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n", &body[..5], body.len() - 5, &body[5..]);
+    let answer = raw(cg.proxy, req.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(String::from_utf8_lossy(&mock.recorded()[0].body), body);
+    assert_eq!(cg.key(&id)["spent_today_usd"], 7.0);
+}

@@ -1,0 +1,184 @@
+//! End-to-end proxy behaviour over real loopback sockets: credential swap,
+//! every refusal, revocation, expiry, vendor errors and upstream failures.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn forwards_with_real_credential_and_never_the_vault_key() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(200.0, "flowise/s1");
+    let (status, body, headers) = cg.charge(&token, 1999);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with("pi_mock"));
+    assert!(header(&headers, "x-capgate-request-id").unwrap().starts_with("req_"));
+    let rec = mock.recorded();
+    assert_eq!(rec.len(), 1);
+    let r = &rec[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.target, "/v1/payment_intents");
+    assert_eq!(r.header("authorization").unwrap(), format!("Bearer {REAL_SECRET}"));
+    let all_headers: String = r.headers.iter().map(|(n, v)| format!("{n}: {}\n", String::from_utf8_lossy(v))).collect();
+    assert!(!all_headers.contains(&token), "vault key leaked upstream: {all_headers}");
+    assert_eq!(String::from_utf8_lossy(&r.body), "amount=1999&currency=usd&customer=cus_1");
+    // Spend and audit reflect the priced call.
+    let k = cg.key(&id);
+    assert_eq!(k["spent_today_usd"], 19.99);
+    let events = cg.audit(&format!("key_id={id}"));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["decision"], "allowed");
+    assert_eq!(events[0]["settled_micros"], 19_990_000);
+    assert_eq!(events[0]["label"], "flowise/s1");
+    assert_eq!(events[0]["object_id"].as_str().unwrap(), body["id"].as_str().unwrap());
+}
+
+#[test]
+fn every_refusal_has_its_status_code_and_is_never_forwarded() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (_, token) = cg.issue_stripe(10.0, "t/refusals");
+
+    // unknown token
+    let (s, v, h) = cg.charge("vk_0000000000000000000000000000000000000000000000ff", 100);
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_key")));
+    assert_eq!(header(&h, "x-should-retry"), Some("false"));
+    let (s, v, _) = call("GET", &cg.proxy_url("/stripe/v1/customers/cus_1"), None, None);
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_key")));
+
+    // wrong vendor
+    let (s, v, _) = call("POST", &cg.proxy_url("/openai/v1/chat/completions"), Some(&token), Some(json!({"model": "gpt-4o-mini"})));
+    assert_eq!((s, v["error"].as_str()), (403, Some("vendor_not_allowed")));
+
+    // endpoint outside the allowlist
+    let (s, v, _) = form_call(&cg.proxy_url("/stripe/v1/refunds"), &token, "charge=ch_1");
+    assert_eq!((s, v["error"].as_str()), (403, Some("endpoint_not_allowed")));
+    let (s, _, _) = call("DELETE", &cg.proxy_url("/stripe/v1/customers/cus_1"), Some(&token), None);
+    assert_eq!(s, 403);
+
+    // over the cap: $10 cap, $6 fits, a second $6 does not
+    assert_eq!(cg.charge(&token, 600).0, 200);
+    let (s, v, h) = cg.charge(&token, 600);
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["error"], "daily_cap_exceeded");
+    assert_eq!(v["code"], "cap_exhausted");
+    assert_eq!(v["daily_usd_cap"], 10.0);
+    assert_eq!(v["spent_today_usd"], 6.0);
+    assert!(v["message"].as_str().unwrap().contains("cap"));
+    assert!(header(&h, "retry-after").unwrap().parse::<u64>().unwrap() <= 86_400);
+    assert_eq!(header(&h, "stripe-should-retry"), Some("false"));
+
+    // Only the one good charge reached the vendor.
+    assert_eq!(mock.count(), 1);
+}
+
+#[test]
+fn revoke_takes_effect_on_the_next_request() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(100.0, "t/revoke");
+    assert_eq!(cg.charge(&token, 100).0, 200);
+    let (s, v, _) = call("DELETE", &cg.admin_url(&format!("/v1/keys/{id}")), Some(ADMIN_TOKEN), None);
+    assert_eq!((s, v["revoked"].as_bool()), (200, Some(true)));
+    // Many requests so both workers see it.
+    for _ in 0..6 {
+        let (s, v, _) = cg.charge(&token, 100);
+        assert_eq!((s, v["error"].as_str()), (401, Some("key_revoked")));
+    }
+    assert_eq!(mock.count(), 1);
+    // Listing and the vault alias show the revoked key.
+    let (_, v, _) = call("GET", &cg.admin_url("/vault/keys?label_prefix=t/"), Some(ADMIN_TOKEN), None);
+    assert_eq!(v["data"][0]["revoked"], true);
+}
+
+#[test]
+fn expired_keys_are_refused() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (_, token) = cg.issue(json!({"vendor": "stripe", "daily_usd_cap": 5, "allowed_endpoints": ["POST /v1/charges"], "expires_in": "1s"}));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (s, v, _) = form_call(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=100&currency=usd");
+    assert_eq!((s, v["error"].as_str()), (401, Some("key_expired")));
+    assert_eq!(mock.count(), 0);
+}
+
+#[test]
+fn vendor_errors_release_the_reservation() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(10.0, "t/errors");
+    let (s, v, _) = form_call_with(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=900&currency=usd", &[("x-mock-status", "402")]);
+    assert_eq!(s, 402, "vendor status passes through: {v}");
+    assert_eq!(v["error"]["type"], "card_error");
+    assert_eq!(cg.key(&id)["spent_today_usd"], 0.0);
+    // The full cap is still available.
+    assert_eq!(cg.charge(&token, 1000).0, 200);
+}
+
+#[test]
+fn unreachable_vendor_is_502_and_costs_nothing() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue(json!({"vendor": "deadvendor", "daily_usd_cap": 10, "allowed_endpoints": ["POST /v1/charges"]}));
+    let (s, v, h) = form_call(&cg.proxy_url("/deadvendor/v1/charges"), &token, "amount=500&currency=usd");
+    assert_eq!((s, v["error"].as_str()), (502, Some("upstream_unavailable")), "{v}");
+    assert_eq!(header(&h, "x-should-retry"), Some("true"));
+    assert_eq!(cg.key(&id)["spent_today_usd"], 0.0);
+}
+
+#[test]
+fn a_dropped_answer_keeps_the_reservation() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(10.0, "t/dropped");
+    let (s, v, _) = form_call_with(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=400&currency=usd", &[("x-mock-close", "1")]);
+    assert_eq!((s, v["error"].as_str()), (502, Some("upstream_error")), "{v}");
+    assert_eq!(cg.key(&id)["spent_today_usd"], 4.0, "the vendor may have charged: keep it counted");
+}
+
+#[test]
+fn json_bodies_are_priced_like_forms() {
+    // The Flask snippet posts JSON to the Stripe route.
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue(json!({"label": "flask-u1-r1", "vendor": "stripe", "allowed_endpoints": ["/v1/payment_intents", "/v1/payment_intents/*"], "daily_usd_cap": 1000, "expires_in": "5m"}));
+    let (s, _, _) = call("POST", &cg.proxy_url("/stripe/v1/payment_intents"), Some(&token), Some(json!({"amount": 25000, "currency": "usd", "customer": "cus_9"})));
+    assert_eq!(s, 200);
+    assert_eq!(cg.key(&id)["spent_today_usd"], 250.0);
+    let (s, v, _) = call("POST", &cg.proxy_url("/stripe/v1/payment_intents"), Some(&token), Some(json!({"amount": 80000, "currency": "usd", "customer": "cus_9"})));
+    assert_eq!((s, v["code"].as_str()), (429, Some("cap_exhausted")));
+}
+
+#[test]
+fn sse_streams_pass_through_and_settle_from_usage() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue(json!({"vendor": "openai", "daily_usd_cap": 5, "allowed_endpoints": ["POST /v1/chat/completions"], "label": "t/sse"}));
+    let (s, v, h) = call("POST", &cg.proxy_url("/openai/v1/chat/completions"), Some(&token), Some(json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})));
+    assert_eq!(s, 200);
+    assert_eq!(header(&h, "content-type"), Some("text/event-stream"));
+    let text = v.as_str().unwrap();
+    assert!(text.contains("data: [DONE]") && text.contains("\"usage\""), "{text}");
+    // capgate asked for the usage chunk on the client's behalf.
+    let sent: serde_json::Value = serde_json::from_slice(&mock.recorded()[0].body).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let events = cg.audit(&format!("key_id={id}"));
+    let settle = events.iter().find(|e| e["kind"] == "settle").expect("settle event");
+    let call_ev = events.iter().find(|e| e["kind"] == "call").unwrap();
+    assert!(settle["settled_micros"].as_u64().unwrap() < call_ev["reserved_micros"].as_u64().unwrap());
+    let spent = cg.key(&id)["spent_today_usd"].as_f64().unwrap();
+    assert!((spent - settle["settled_usd"].as_f64().unwrap()).abs() < 1e-9, "spend settles to usage");
+}
