@@ -284,8 +284,8 @@ mod tests {
     #[test]
     fn embedded_default_loads() {
         let c = Config::load(None, &Overrides::default()).unwrap();
-        assert_eq!(c.proxy_listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(c.admin_listen, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(c.proxy_listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(c.admin_listen, "127.0.0.1:8081".parse::<SocketAddr>().unwrap());
         assert_eq!(c.durability, Durability::Sync);
         assert_eq!(c.vendors.len(), 5);
     }

@@ -72,7 +72,8 @@ fn malformed_http_gets_4xx_and_is_never_forwarded() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    assert!(raw(cg.proxy, &chunked).starts_with("HTTP/1.1 413"));
+    let answer = raw(cg.proxy, &chunked);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
     assert_eq!(mock.count(), 0);
     // The server is still healthy afterwards.
     assert_eq!(cg.charge(&token, 100).0, 200);

@@ -182,3 +182,19 @@ fn sse_streams_pass_through_and_settle_from_usage() {
     let spent = cg.key(&id)["spent_today_usd"].as_f64().unwrap();
     assert!((spent - settle["settled_usd"].as_f64().unwrap()).abs() < 1e-9, "spend settles to usage");
 }
+
+#[test]
+fn large_answers_are_relayed_intact_over_keep_alive() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (_, token) = cg.issue(json!({"vendor": "stripe", "daily_usd_cap": 1, "allowed_endpoints": ["GET /v1/mock/bytes/*"]}));
+    let agent = ureq::AgentBuilder::new().build();
+    for n in [0usize, 1, 70_000, 1_500_000] {
+        let resp = agent.get(&cg.proxy_url(&format!("/stripe/v1/mock/bytes/{n}"))).set("Authorization", &format!("Bearer {token}")).call().unwrap();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+        assert_eq!(body.len(), n);
+        assert!(body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    }
+}

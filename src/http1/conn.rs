@@ -7,6 +7,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio_codec::{Decoded, Decoder};
 use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
@@ -60,8 +61,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        let (res, buf) = self.io.read(buf).await;
-        self.buf = buf;
+        // monoio reads into a buffer from its start: read into the spare
+        // capacity only, so bytes already buffered are kept.
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
+        self.buf = slice.into_inner();
         res
     }
 
@@ -156,6 +160,24 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 }
             }
             Framing::UntilClose => Err(BodyError::Malformed),
+        }
+    }
+
+    /// Reads and discards what the peer still sends (up to 8 MiB or 2 s, stopping after 250 ms of silence)
+    /// so a refusal written before the request was fully read reaches the
+    /// client instead of being lost to a connection reset.
+    pub async fn linger(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut drained = 0usize;
+        while drained < 8 << 20 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).min(Duration::from_millis(250));
+            match self.fill_within(left).await {
+                Ok(n) if n > 0 => {
+                    drained += self.buf.len();
+                    self.buf.clear();
+                }
+                _ => return,
+            }
         }
     }
 

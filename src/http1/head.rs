@@ -164,23 +164,21 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, Vec<u8>)
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut storage);
-    let status = match req.parse(buf) {
+    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
+    let status = match req.parse(window) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed("invalid request head")),
     };
     let consumed = match status {
         httparse::Status::Partial => {
-            if buf.len() > limits.max_head_bytes {
+            if buf.len() >= limits.max_head_bytes {
                 return Err(HeadError::TooLarge);
             }
             return Ok(None);
         }
         httparse::Status::Complete(n) => n,
     };
-    if consumed > limits.max_head_bytes {
-        return Err(HeadError::TooLarge);
-    }
     let method = req.method.ok_or(HeadError::Malformed("no method"))?.to_string();
     let target = req.path.ok_or(HeadError::Malformed("no target"))?.to_string();
     let minor_version = req.version.ok_or(HeadError::Malformed("no version"))?;

@@ -85,6 +85,11 @@ pub fn answer(head: &RequestHead, body: &[u8]) -> Vec<u8> {
         ("POST", p2) if p2.starts_with("/2010-04-01/Accounts/") && p2.ends_with("/Messages.json") => {
             json_reply(&json!({"sid": format!("SMmock{n}"), "status": "queued", "to": p["To"], "body": p["Body"]}), ka)
         }
+        ("GET", p2) if p2.starts_with("/v1/mock/bytes/") => {
+            let n = p2.trim_start_matches("/v1/mock/bytes/").parse::<usize>().unwrap_or(0).min(16 << 20);
+            let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            simple_response(200, "application/octet-stream", &[], &body, ka)
+        }
         ("POST", "/emails") => json_reply(&json!({"id": format!("email_mock{n}")}), ka),
         ("POST", "/emails/batch") => json_reply(&json!({"data": [{"id": format!("email_mock{n}")}]}), ka),
         _ => json_reply(&json!({"id": format!("obj_mock{n}"), "object": "mock", "method": head.method, "path": path}), ka),

@@ -45,17 +45,14 @@ pub fn usd_to_micros(usd: f64) -> Option<u64> {
 
 /// [`usd_to_micros`] with an error naming the config entry.
 pub(crate) fn config_micros(entry: &str, usd: f64) -> Result<u64, String> {
-    usd_to_micros(usd).ok_or_else(|| {
-        format!("pricing: `{entry}` = {usd} must be a finite USD amount between 0 and 1e12")
-    })
+    usd_to_micros(usd)
+        .ok_or_else(|| format!("`{entry}` = {usd} must be a finite USD amount between 0 and 1e12"))
 }
 
 /// Like [`config_micros`] but also refuses values that round to zero.
 pub(crate) fn config_micros_nonzero(entry: &str, usd: f64) -> Result<u64, String> {
     match config_micros(entry, usd)? {
-        0 => Err(format!(
-            "pricing: `{entry}` = {usd} must be greater than zero"
-        )),
+        0 => Err(format!("`{entry}` = {usd} must be greater than zero")),
         micros => Ok(micros),
     }
 }
@@ -73,11 +70,11 @@ impl CurrencyRates {
         for (code, usd) in rates_usd {
             let code = code.to_ascii_lowercase();
             if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
-                return Err(format!("pricing: currency `{code}` is not a 3-letter code"));
+                return Err(format!("currency `{code}` is not a 3-letter code"));
             }
             let micros = config_micros_nonzero(&format!("currency.rates_usd.{code}"), *usd)?;
             if micros_per_major.insert(code.clone(), micros).is_some() {
-                return Err(format!("pricing: currency `{code}` is listed twice"));
+                return Err(format!("currency `{code}` is listed twice"));
             }
         }
         Ok(CurrencyRates { micros_per_major })

@@ -115,7 +115,7 @@ impl ModelTable {
         let mut models = Vec::with_capacity(table.models.len());
         for (name, usd) in &table.models {
             if name.is_empty() {
-                return Err(format!("pricing: {vendor}.models has an empty model name"));
+                return Err(format!("{vendor}.models has an empty model name"));
             }
             models.push((
                 name.clone(),

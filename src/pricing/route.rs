@@ -88,10 +88,10 @@ impl FixedRule {
         micros: u64,
     ) -> Result<Self, String> {
         let vendor = VendorKind::from_name(vendor)
-            .ok_or_else(|| format!("pricing: extra[{index}]: unknown vendor `{vendor}`"))?;
+            .ok_or_else(|| format!("extra[{index}]: unknown vendor `{vendor}`"))?;
         if method.is_empty() || !path.starts_with('/') {
             return Err(format!(
-                "pricing: extra[{index}]: needs a method and a path starting with `/`"
+                "extra[{index}]: needs a method and a path starting with `/`"
             ));
         }
         Ok(FixedRule {

@@ -260,7 +260,7 @@ impl PriceTable {
     /// Converts every float once and validates; errors name the entry.
     pub fn compile(&self) -> Result<CompiledPrices, String> {
         if self.default_max_output_tokens == 0 {
-            return Err("pricing: `default_max_output_tokens` must be at least 1".to_owned());
+            return Err("`default_max_output_tokens` must be at least 1".to_owned());
         }
         Ok(CompiledPrices {
             currency: CurrencyRates::from_usd(&self.currency.rates_usd)?,

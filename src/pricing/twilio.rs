@@ -37,7 +37,7 @@ impl PrefixPrices {
             let digits = prefix.strip_prefix('+').unwrap_or("");
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!(
-                    "pricing: twilio.{name}: `{prefix}` is not a `+digits` prefix"
+                    "twilio.{name}: `{prefix}` is not a `+digits` prefix"
                 ));
             }
             entries.push((

@@ -30,8 +30,9 @@ struct Plan {
     body: Vec<u8>,
 }
 
-/// Most bytes of a JSON answer kept to read its `usage` when settling.
-const USAGE_CAPTURE: usize = 256 * 1024;
+/// Most bytes of a JSON answer kept to read its `usage` (which OpenAI puts
+/// at the end) when settling; a longer answer keeps its reservation.
+const USAGE_CAPTURE: usize = 4 * 1024 * 1024;
 
 /// Handles one request whose head has been read. Returns whether the
 /// client connection may carry another request.
@@ -58,6 +59,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
                 _ => return false,
             };
             refuse(ctx, client, &mut ev, &refusal, false).await;
+            client.linger().await;
             return false;
         }
     };
@@ -98,7 +100,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut A
     let req = PriceRequest { vendor: vendor.kind, method: &head.method, path: &route.path, query: &route.query, content_type, body: &body };
     let quote = pricing::quote(&req, &params, &shared.prices).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
     let mut body = body;
-    if matches!(quote.settle, Settle::Usage { streaming: true, .. }) && route.path == "/v1/chat/completions" && pricing::openai_stream_needs_usage_option(&params) {
+    if matches!(quote.settle, Settle::Usage { streaming: true, .. }) && matches!(route.path.as_str(), "/v1/chat/completions" | "/v1/completions") && pricing::openai_stream_needs_usage_option(&params) {
         if let Some(b) = pricing::add_include_usage(&body) {
             body = b;
         }
@@ -218,12 +220,15 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     }
     let mut scanner = settle_later.filter(|s| s.2).map(|(v, _, _)| SseUsageScanner::new(v));
     let mut captured: Vec<u8> = Vec::new();
-    let capture = settle_later.is_some_and(|s| !s.2);
+    let mut capture = settle_later.is_some_and(|s| !s.2);
     let tap = |piece: &[u8]| {
         if let Some(s) = scanner.as_mut() {
             s.feed(piece);
-        } else if capture && captured.len() < USAGE_CAPTURE {
-            captured.extend_from_slice(&piece[..piece.len().min(USAGE_CAPTURE - captured.len())]);
+        } else if capture && captured.len() + piece.len() <= USAGE_CAPTURE {
+            captured.extend_from_slice(piece);
+        } else if capture {
+            capture = false; // too long to hold: keep the reservation
+            captured = Vec::new();
         }
     };
     let relayed = relay_on(&mut conn, resp.framing, client, rechunk, shared.response_timeout, tap).await;
@@ -278,9 +283,7 @@ fn peek_object_id(conn: &UpConn) -> String {
 /// connection may continue.
 async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, keep_alive: bool) -> bool {
     ev.status = r.status;
-    if ev.decision != Decision::Allowed as u8 || ev.status >= 500 {
-        ev.decision = Decision::Refused as u8;
-    }
+    ev.decision = Decision::Refused as u8;
     ev.code = r.code.to_string();
     // Only a call that certainly never reached the vendor is worth retrying;
     // SDKs read these headers before their automatic retries.
