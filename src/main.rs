@@ -43,7 +43,7 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAPGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAPGATE_LOG").unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

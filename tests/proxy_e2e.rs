@@ -95,6 +95,10 @@ fn revoke_takes_effect_on_the_next_request() {
     // Listing and the vault alias show the revoked key.
     let (_, v, _) = call("GET", &cg.admin_url("/vault/keys?label_prefix=t/"), Some(ADMIN_TOKEN), None);
     assert_eq!(v["data"][0]["revoked"], true);
+    // Refusals of a known key are audited under its id and label.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let events = cg.audit("label_prefix=t/revoke");
+    assert_eq!(events.iter().filter(|e| e["code"] == "key_revoked" && e["key_id"] == id.as_str()).count(), 6);
 }
 
 #[test]
@@ -197,4 +201,19 @@ fn large_answers_are_relayed_intact_over_keep_alive() {
         assert_eq!(body.len(), n);
         assert!(body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
     }
+}
+
+#[test]
+fn paths_without_a_vendor_prefix_go_to_the_keys_vendor() {
+    // stripe-node can only change the host, not add a /stripe prefix.
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(10.0, "t/hostonly");
+    let (s, v, _) = form_call(&cg.proxy_url("/v1/payment_intents"), &token, "amount=250&currency=usd");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(mock.recorded()[0].target, "/v1/payment_intents");
+    assert_eq!(cg.key(&id)["spent_today_usd"], 2.5);
+    let (s, _, _) = form_call(&cg.proxy_url("/v1/refunds"), &token, "charge=ch_1");
+    assert_eq!(s, 403);
 }

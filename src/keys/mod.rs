@@ -83,6 +83,20 @@ impl VaultKey {
         })
     }
 
+    /// Refuses a revoked or expired key.
+    ///
+    /// # Errors
+    /// `key_revoked` or `key_expired`.
+    pub fn check_live(&self, now_ms: u64) -> Result<(), crate::error::Refusal> {
+        if self.revoked_ms.is_some() {
+            return Err(crate::error::Refusal::key_revoked());
+        }
+        if now_ms >= self.expires_ms {
+            return Err(crate::error::Refusal::key_expired());
+        }
+        Ok(())
+    }
+
     /// The stored record for this key.
     pub fn to_record(&self) -> KeyRecord {
         KeyRecord {

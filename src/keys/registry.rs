@@ -7,7 +7,6 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::{token, VaultKey};
-use crate::error::Refusal;
 
 /// All known keys, by token hash and by id.
 #[derive(Default)]
@@ -49,25 +48,13 @@ impl KeyRegistry {
         self.by_hash.is_empty()
     }
 
-    /// Authenticates a presented token at `now_ms`.
-    ///
-    /// # Errors
-    /// `invalid_key`, `key_revoked` or `key_expired` refusals.
-    pub fn authenticate(&self, presented: &str, now_ms: u64) -> Result<Arc<VaultKey>, Refusal> {
+    /// The key a presented token belongs to, live or not.
+    pub fn find(&self, presented: &str) -> Option<Arc<VaultKey>> {
         if !presented.starts_with(token::TOKEN_PREFIX) {
-            return Err(Refusal::invalid_key());
+            return None;
         }
         let hash = token::hash(presented);
-        let key = self.by_hash.get(&hash).map(|k| Arc::clone(&k)).ok_or_else(Refusal::invalid_key)?;
-        if !token::hashes_equal(&key.token_hash, &hash) {
-            return Err(Refusal::invalid_key());
-        }
-        if key.revoked_ms.is_some() {
-            return Err(Refusal::key_revoked());
-        }
-        if now_ms >= key.expires_ms {
-            return Err(Refusal::key_expired());
-        }
-        Ok(key)
+        let key = self.by_hash.get(&hash).map(|k| Arc::clone(&k))?;
+        token::hashes_equal(&key.token_hash, &hash).then_some(key)
     }
 }

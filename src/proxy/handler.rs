@@ -74,21 +74,24 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
 /// shared state changes.
 fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
     let shared = &ctx.shared;
-    let route = route::route(&head.target)?;
-    ev.vendor = route.vendor.clone();
+    let route = route::route(&head.target, |v| shared.vendors.get(v).is_some())?;
+    ev.vendor = route.vendor.clone().unwrap_or_default();
     ev.path = route.path.clone();
     let token = route::presented_token(&head.headers).ok_or_else(Refusal::invalid_key)?;
-    let key = shared.registry.authenticate(&token, now)?;
+    let key = shared.registry.find(&token).ok_or_else(Refusal::invalid_key)?;
     ev.key_id = key.id.clone();
     ev.label = key.label.clone();
-    if key.vendor != route.vendor {
-        return Err(Refusal::vendor_not_allowed(&key.vendor, &route.vendor));
+    key.check_live(now)?;
+    let vendor_name = route.vendor.as_deref().unwrap_or(&key.vendor);
+    if key.vendor != vendor_name {
+        return Err(Refusal::vendor_not_allowed(&key.vendor, vendor_name));
     }
+    ev.vendor = key.vendor.clone();
     let vendor = shared
         .vendors
-        .get(&route.vendor)
+        .get(&key.vendor)
         .cloned()
-        .ok_or_else(|| Refusal::new(404, "unknown_vendor", crate::error::Source::Client, format!("no vendor named '{}' is configured", route.vendor)))?;
+        .ok_or_else(|| Refusal::new(503, "vendor_not_configured", crate::error::Source::Internal, format!("vendor '{}' is no longer configured", key.vendor)))?;
     if !key.allowed.allows(&head.method, &route.path) {
         return Err(Refusal::endpoint_not_allowed(&head.method, &route.path));
     }

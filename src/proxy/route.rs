@@ -13,20 +13,22 @@ use crate::vendors::Vendor;
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Vendor route name.
-    pub vendor: String,
+    /// Vendor route name; `None` when the path names no configured vendor
+    /// (SDKs that only let you change the host), in which case the vault
+    /// key's own vendor is used.
+    pub vendor: Option<String>,
     /// Canonical vendor path (after the vendor segment).
     pub path: String,
     /// Raw query (without '?'), possibly empty.
     pub query: String,
 }
 
-/// Splits and canonicalises an origin-form target.
+/// Splits and canonicalises an origin-form target. `is_vendor` says which
+/// first segments name a configured vendor.
 ///
 /// # Errors
-/// 400 `invalid_path` for anything that cannot be canonicalised safely,
-/// 404 `unknown_route` when no vendor segment is present.
-pub fn route(target: &str) -> Result<Route, Refusal> {
+/// 400 `invalid_path` for anything that cannot be canonicalised safely.
+pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Refusal> {
     if !target.starts_with('/') {
         return Err(Refusal::bad_request("invalid_path", "request target must be a path like /stripe/v1/charges"));
     }
@@ -38,10 +40,11 @@ pub fn route(target: &str) -> Result<Route, Refusal> {
         return Err(Refusal::bad_request("invalid_path", "request target must not contain '#'"));
     }
     let canonical = canonicalize(raw_path).map_err(|e| Refusal::bad_request(e.code(), format!("path refused: {e}")))?;
-    let (vendor, path) = split_vendor(&canonical).ok_or_else(|| {
-        Refusal::new(404, "unknown_route", crate::error::Source::Client, "use /<vendor>/<vendor API path>, e.g. /stripe/v1/payment_intents")
-    })?;
-    Ok(Route { vendor: vendor.to_string(), path: path.to_string(), query: query.to_string() })
+    let (vendor, path) = match split_vendor(&canonical) {
+        Some((v, p)) if is_vendor(v) => (Some(v.to_string()), p.to_string()),
+        _ => (None, canonical),
+    };
+    Ok(Route { vendor, path, query: query.to_string() })
 }
 
 /// The vault key the client presented, from `Authorization: Bearer`,
@@ -183,11 +186,13 @@ mod tests {
 
     #[test]
     fn routes_and_refusals() {
-        let r = route("/stripe/v1/charges?expand[]=x").unwrap();
-        assert_eq!((r.vendor.as_str(), r.path.as_str(), r.query.as_str()), ("stripe", "/v1/charges", "expand[]=x"));
-        assert_eq!(route("/stripe/v1/payment_intents/../refunds").unwrap_err().status, 400);
-        assert_eq!(route("/stripe").unwrap_err().status, 404);
-        assert_eq!(route("http://evil/x").unwrap_err().status, 400);
+        let known = |v: &str| v == "stripe";
+        let r = route("/stripe/v1/charges?expand[]=x", known).unwrap();
+        assert_eq!((r.vendor.as_deref(), r.path.as_str(), r.query.as_str()), (Some("stripe"), "/v1/charges", "expand[]=x"));
+        let r = route("/v1/charges", known).unwrap();
+        assert_eq!((r.vendor, r.path.as_str()), (None, "/v1/charges"));
+        assert_eq!(route("/stripe/v1/payment_intents/../refunds", known).unwrap_err().status, 400);
+        assert_eq!(route("http://evil/x", known).unwrap_err().status, 400);
     }
 
     #[test]
@@ -204,7 +209,7 @@ mod tests {
     #[test]
     fn upstream_head_swaps_credentials_and_drops_hop_by_hop() {
         let v = vendor(crate::pricing::VendorKind::Stripe, AuthStyle::Bearer);
-        let r = route("/stripe/v1/charges").unwrap();
+        let r = route("/stripe/v1/charges", |_| true).unwrap();
         let head = upstream_head(
             "POST",
             &v,
