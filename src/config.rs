@@ -42,6 +42,7 @@ struct ProxySection {
     connect_timeout_ms: u64,
     response_timeout_ms: u64,
     idle_timeout_ms: u64,
+    duplicate_window: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +149,8 @@ pub struct Config {
     pub response_timeout: Duration,
     /// Client idle timeout.
     pub idle_timeout: Duration,
+    /// Duplicate-charge guard window (zero = off).
+    pub duplicate_window: Duration,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Audit durability.
@@ -267,6 +270,10 @@ impl Config {
             connect_timeout: Duration::from_millis(f.proxy.connect_timeout_ms.max(1)),
             response_timeout: Duration::from_millis(f.proxy.response_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(f.proxy.idle_timeout_ms.max(1)),
+            duplicate_window: match f.proxy.duplicate_window.trim() {
+                "0" | "off" => Duration::ZERO,
+                s => humantime::parse_duration(s).map_err(|e| format!("proxy.duplicate_window: {s:?} is not a duration like \"10m\" ({e})"))?,
+            },
             data_dir: ov.data_dir.clone().unwrap_or(f.storage.data_dir),
             durability,
             demo,

@@ -109,6 +109,32 @@ impl Refusal {
         r
     }
 
+    /// 403: a constrained parameter has a value the key does not allow.
+    /// The value itself is not echoed.
+    pub fn param_not_allowed(param: &str) -> Self {
+        let mut r = Self::new(403, "param_not_allowed", Source::Policy, format!("parameter '{param}' is missing or has a value this vault key does not allow"));
+        r.extra.insert("param".into(), json!(param));
+        r
+    }
+
+    /// 403: one call costs more than the key's per-call limit.
+    pub fn per_call_limit_exceeded(cost: u64, max: u64) -> Self {
+        Self::new(
+            403,
+            "per_call_limit_exceeded",
+            Source::Policy,
+            format!("This call (${:.2}) is above the vault key's per-call limit of ${:.2}.", usd(cost), usd(max)),
+        )
+    }
+
+    /// 429: the key's daily call limit is reached.
+    pub fn call_cap_exceeded(max: u32, retry_after: u64) -> Self {
+        let mut r = Self::new(429, "call_cap_exceeded", Source::Policy, format!("This vault key's limit of {max} calls per UTC day is reached."));
+        r.retry_after = Some(retry_after);
+        r.extra.insert("max_calls".into(), json!(max));
+        r
+    }
+
     /// 502: the vendor was not reached; nothing was charged.
     pub fn upstream_unavailable(message: impl Into<String>) -> Self {
         Self::new(502, "upstream_unavailable", Source::Upstream, message)
@@ -139,9 +165,22 @@ impl Refusal {
         serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
     }
 
-    /// The machine code stored in the audit event (`code` field if overridden).
-    pub fn audit_code(&self) -> &str {
-        self.code
+    /// The body in Stripe's error shape, for Stripe SDK clients: the SDK
+    /// raises its own typed error (by status) with capgate's message, and
+    /// capgate's `code` and figures stay at the top level.
+    pub fn stripe_body(&self, request_id: &str) -> Vec<u8> {
+        let mut obj = Map::new();
+        let kind = if self.status >= 500 { "api_error" } else { "invalid_request_error" };
+        obj.insert("error".into(), json!({"type": kind, "code": self.code, "message": self.message}));
+        obj.insert("code".into(), json!(self.code));
+        for (k, v) in &self.extra {
+            obj.insert(k.clone(), v.clone());
+        }
+        obj.insert("capgate_error".into(), json!(self.code));
+        if !request_id.is_empty() {
+            obj.insert("request_id".into(), json!(request_id));
+        }
+        serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
     }
 }
 

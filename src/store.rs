@@ -30,6 +30,21 @@ pub struct Store {
     pub meta: Keyspace,
 }
 
+/// Encodes a `spend` value: micro-dollars then calls, big-endian.
+pub fn spend_value(micros: u64, calls: u32) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&micros.to_be_bytes());
+    v[8..].copy_from_slice(&calls.to_be_bytes());
+    v
+}
+
+/// Decodes a `spend` value.
+pub fn parse_spend_value(v: &[u8]) -> Option<(u64, u32)> {
+    let micros = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let calls = v.get(8..12).and_then(|c| c.try_into().ok()).map_or(0, u32::from_be_bytes);
+    Some((micros, calls))
+}
+
 /// `spend` keyspace key for a day and key id.
 pub fn spend_key(day: u32, key_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + key_id.len());
@@ -74,18 +89,18 @@ impl Store {
             .collect()
     }
 
-    /// Settled spend of every key on `day`.
+    /// Spend and call count of every key on `day`.
     ///
     /// # Errors
-    /// On I/O failure.
-    pub fn spend_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64)>> {
+    /// On I/O failure or a corrupt value.
+    pub fn spend_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
         self.spend
             .prefix(day.to_be_bytes())
             .map(|g| {
                 let (k, v) = g.into_inner().map_err(err)?;
                 let id = String::from_utf8_lossy(k.get(4..).unwrap_or_default()).into_owned();
-                let arr: [u8; 8] = v.as_ref().try_into().map_err(|_| "store: bad spend value".to_string())?;
-                Ok((id, u64::from_be_bytes(arr)))
+                let (micros, calls) = parse_spend_value(&v).ok_or_else(|| "store: bad spend value".to_string())?;
+                Ok((id, micros, calls))
             })
             .collect()
     }

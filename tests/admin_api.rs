@@ -110,7 +110,7 @@ fn audit_covers_allowed_and_refused_calls_by_key_label_and_time() {
     let (_, tok_b) = cg.issue_stripe(5.0, "dify/b");
     let t0 = capgate::clock::now_ms();
     assert_eq!(cg.charge(&tok_a, 300).0, 200);
-    assert_eq!(cg.charge(&tok_a, 300).0, 429);
+    assert_eq!(cg.charge(&tok_a, 301).0, 429);
     assert_eq!(cg.charge(&tok_b, 100).0, 200);
     assert_eq!(cg.charge("vk_nope", 100).0, 401);
     std::thread::sleep(std::time::Duration::from_millis(100));

@@ -16,10 +16,11 @@ fn concurrent_requests_forward_exactly_what_fits() {
     // $75 cap, $1 charges: exactly 75 of 200 fit.
     let (id, token) = cg.issue_stripe(75.0, "load/one-key");
     let handles: Vec<_> = (0..200)
-        .map(|_| {
+        .map(|i| {
             let cg = Arc::clone(&cg);
             let token = token.clone();
-            std::thread::spawn(move || cg.charge(&token, 100).0)
+            // Distinct bodies: identical ones would be duplicates (see below).
+            std::thread::spawn(move || form_call(&cg.proxy_url("/stripe/v1/payment_intents"), &token, &format!("amount=100&currency=usd&metadata[n]={i}")).0)
         })
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -33,6 +34,27 @@ fn concurrent_requests_forward_exactly_what_fits() {
     }).sum();
     assert_eq!(forwarded_cents, 7500);
     assert_eq!(cg.key(&id)["spent_today_usd"], 75.0);
+}
+
+#[test]
+fn concurrent_identical_charges_are_charged_once() {
+    let mock = Arc::new(mock());
+    let dir = tempdir();
+    let cg = Arc::new(Capgate::start(&config_for(&mock, ""), &dir.path().join("data")));
+    let (id, token) = cg.issue_stripe(1000.0, "load/dupes");
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let cg = Arc::clone(&cg);
+            let token = token.clone();
+            std::thread::spawn(move || cg.charge(&token, 2500).0)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert_eq!(cg.key(&id)["spent_today_usd"], 25.0);
+    let keys: std::collections::HashSet<String> = mock.recorded().iter().map(|r| r.header("idempotency-key").unwrap()).collect();
+    assert_eq!(keys.len(), 1, "every copy carried the same idempotency key");
 }
 
 #[test]
@@ -51,6 +73,8 @@ fn restart_keeps_keys_and_todays_spend() {
     assert_eq!(cg.key(&id)["spent_today_usd"], 60.0);
     let (s, v, _) = cg.charge(&token, 5000);
     assert_eq!((s, v["code"].as_str()), (429, Some("cap_exhausted")), "a restart never resets a cap");
+    // The duplicate guard's memory is per process: after a restart the same
+    // body gets a new idempotency key but the cap still holds.
     assert_eq!(cg.charge(&token, 4000).0, 200);
     assert_eq!(cg.charge(&revoked_tok, 100).1["error"], "key_revoked");
     assert_eq!(cg.audit(&format!("key_id={id}")).len(), 3);

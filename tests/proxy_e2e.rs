@@ -63,7 +63,7 @@ fn every_refusal_has_its_status_code_and_is_never_forwarded() {
 
     // over the cap: $10 cap, $6 fits, a second $6 does not
     assert_eq!(cg.charge(&token, 600).0, 200);
-    let (s, v, h) = cg.charge(&token, 600);
+    let (s, v, h) = cg.charge(&token, 601);
     assert_eq!(s, 429, "{v}");
     assert_eq!(v["error"], "daily_cap_exceeded");
     assert_eq!(v["code"], "cap_exhausted");

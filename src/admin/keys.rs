@@ -25,6 +25,10 @@ fn key_json(k: &VaultKey) -> Value {
         "expires_at": clock::rfc3339(k.expires_ms),
         "revoked": k.revoked_ms.is_some(),
         "revoked_at": k.revoked_ms.map(clock::rfc3339),
+        "max_usd_per_call": k.rules.max_per_call_micros.map(usd),
+        "max_calls": k.rules.max_calls,
+        "constraints": k.rules.constraints.iter().map(|(p, v)| (p.clone(), json!(v))).collect::<serde_json::Map<String, Value>>(),
+        "allow_full_refunds": k.rules.allow_full_refunds,
     })
 }
 

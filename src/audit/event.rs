@@ -64,6 +64,8 @@ pub struct AuditEvent {
     pub spend_delta: i64,
     /// UTC day the spend counts against.
     pub spend_day: u32,
+    /// Change this event makes to the key's daily call count.
+    pub calls_delta: i32,
     /// Upstream latency to the response head, microseconds.
     pub latency_us: u64,
     /// Vendor object id from the answer, when known.

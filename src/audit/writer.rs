@@ -16,7 +16,7 @@ use futures_channel::oneshot;
 
 use super::event::{encode, storage_key, AuditEvent};
 use crate::clock;
-use crate::store::{spend_key, Store};
+use crate::store::{parse_spend_value, spend_key, spend_value, Store};
 
 /// When an appended event counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +89,8 @@ struct Writer {
     store: Arc<Store>,
     durability: Durability,
     next_seq: u64,
-    /// Spend totals for the days seen recently, by (day, key id).
-    totals: HashMap<(u32, String), u64>,
+    /// Spend and call totals for the days seen recently, by (day, key id).
+    totals: HashMap<(u32, String), (u64, u32)>,
     last_sync: Instant,
     dirty: bool,
 }
@@ -107,8 +107,8 @@ impl Writer {
         let today = clock::day_of(clock::now_ms());
         let mut totals = HashMap::new();
         for day in [today.saturating_sub(1), today] {
-            for (id, v) in store.spend_for_day(day)? {
-                totals.insert((day, id), v);
+            for (id, micros, calls) in store.spend_for_day(day)? {
+                totals.insert((day, id), (micros, calls));
             }
         }
         Ok(Writer { store, durability, next_seq, totals, last_sync: Instant::now(), dirty: false })
@@ -154,18 +154,19 @@ impl Writer {
             m.event.seq = self.next_seq;
             self.next_seq += 1;
             b.insert(&self.store.audit, storage_key(m.event.ts_ms, m.event.seq).to_vec(), encode(&m.event));
-            if m.event.spend_delta != 0 && !m.event.key_id.is_empty() {
+            if (m.event.spend_delta != 0 || m.event.calls_delta != 0) && !m.event.key_id.is_empty() {
                 let slot = (m.event.spend_day, m.event.key_id.clone());
                 let total = self.totals.entry(slot.clone()).or_insert_with(|| {
-                    self.store.spend.get(spend_key(slot.0, &slot.1)).ok().flatten().and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+                    self.store.spend.get(spend_key(slot.0, &slot.1)).ok().flatten().and_then(|v| parse_spend_value(&v)).unwrap_or((0, 0))
                 });
-                *total = total.saturating_add_signed(m.event.spend_delta);
+                total.0 = total.0.saturating_add_signed(m.event.spend_delta);
+                total.1 = total.1.saturating_add_signed(m.event.calls_delta);
                 touched.push(slot);
             }
         }
         for slot in touched {
-            let v = self.totals.get(&slot).copied().unwrap_or(0);
-            b.insert(&self.store.spend, spend_key(slot.0, &slot.1), v.to_be_bytes().to_vec());
+            let (micros, calls) = self.totals.get(&slot).copied().unwrap_or((0, 0));
+            b.insert(&self.store.spend, spend_key(slot.0, &slot.1), spend_value(micros, calls).to_vec());
         }
         let today = clock::day_of(clock::now_ms());
         self.totals.retain(|(d, _), _| *d + 1 >= today);

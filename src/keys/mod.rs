@@ -35,6 +35,25 @@ pub struct VaultKey {
     pub revoked_ms: Option<u64>,
     /// Which core owns this key's spend ledger (hash of the id).
     pub owner_hash: u64,
+    /// Per-key parameter rules.
+    pub rules: KeyRules,
+}
+
+/// Parameter-level limits of a key (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyRules {
+    /// Largest single call, micro-dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_call_micros: Option<u64>,
+    /// Calls per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls: Option<u32>,
+    /// Request parameter → allowed value globs (`*` wildcard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<(String, Vec<String>)>,
+    /// Allow refunds without an amount, reserving `max_per_call_micros`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_full_refunds: bool,
 }
 
 /// The stored form of a key (JSON in the `keys` keyspace).
@@ -59,6 +78,9 @@ pub struct KeyRecord {
     /// Revocation time, Unix ms.
     #[serde(default)]
     pub revoked_ms: Option<u64>,
+    /// Parameter rules.
+    #[serde(default)]
+    pub rules: KeyRules,
 }
 
 impl VaultKey {
@@ -80,6 +102,7 @@ impl VaultKey {
             expires_ms: r.expires_ms,
             revoked_ms: r.revoked_ms,
             owner_hash: owner_hash(&r.id),
+            rules: r.rules.clone(),
         })
     }
 
@@ -109,6 +132,7 @@ impl VaultKey {
             created_ms: self.created_ms,
             expires_ms: self.expires_ms,
             revoked_ms: self.revoked_ms,
+            rules: self.rules.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{owner_hash, token, VaultKey};
+use super::{owner_hash, token, KeyRules, VaultKey};
 use crate::error::Refusal;
 use crate::policy::Allowlist;
 
@@ -16,7 +16,63 @@ pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(86_400);
 /// Largest accepted `daily_usd_cap` (one million dollars a day).
 pub const MAX_CAP_USD: f64 = 1_000_000.0;
 
-const FIELDS: &[&str] = &["vendor", "daily_usd_cap", "allowed_endpoints", "expires_in", "label", "agent_run_label"];
+const FIELDS: &[&str] = &[
+    "vendor",
+    "daily_usd_cap",
+    "allowed_endpoints",
+    "expires_in",
+    "label",
+    "agent_run_label",
+    "max_usd_per_call",
+    "max_calls",
+    "constraints",
+    "allow_full_refunds",
+];
+
+/// Parses the optional parameter rules.
+fn parse_rules(obj: &serde_json::Map<String, Value>) -> Result<KeyRules, Refusal> {
+    let max_per_call_micros = obj.get("max_usd_per_call").filter(|v| !v.is_null()).map(|v| parse_usd(v).map_err(|e| field_error("max_usd_per_call", e))).transpose()?;
+    let max_calls = match obj.get("max_calls").filter(|v| !v.is_null()) {
+        Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| field_error("max_calls", "must be a whole number of calls per day"))?),
+        None => None,
+    };
+    let mut constraints = Vec::new();
+    match obj.get("constraints") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (param, allowed) in map {
+                let name = format!("constraints.{param}");
+                if param.is_empty() || param.len() > 128 {
+                    return Err(field_error("constraints", "parameter names must be 1 to 128 characters"));
+                }
+                let values = match allowed {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) if !a.is_empty() => a
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => Ok(s.clone()),
+                            Value::Number(n) => Ok(n.to_string()),
+                            Value::Bool(b) => Ok(b.to_string()),
+                            _ => Err(field_error(&name, "values must be strings (globs with '*')")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err(field_error(&name, "must be a non-empty array of allowed values")),
+                };
+                constraints.push((param.clone(), values));
+            }
+        }
+        Some(_) => return Err(field_error("constraints", "must be an object like {\"currency\": [\"usd\"]}")),
+    }
+    let allow_full_refunds = match obj.get("allow_full_refunds") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(field_error("allow_full_refunds", "must be true or false")),
+    };
+    if allow_full_refunds && max_per_call_micros.is_none() {
+        return Err(field_error("allow_full_refunds", "needs max_usd_per_call: a refund without an amount reserves that much"));
+    }
+    Ok(KeyRules { max_per_call_micros, max_calls, constraints, allow_full_refunds })
+}
 
 fn field_error(field: &str, why: impl std::fmt::Display) -> Refusal {
     Refusal::bad_request("invalid_field", format!("{field}: {why}"))
@@ -100,6 +156,7 @@ pub fn build_key(body: &[u8], vendor_known: impl Fn(&str) -> bool, now_ms: u64) 
     if label.len() > 256 || label.chars().any(char::is_control) {
         return Err(field_error("label", "must be at most 256 characters with no control characters"));
     }
+    let rules = parse_rules(obj)?;
     let random = |e: getrandom::Error| Refusal::internal(format!("random source failed: {e}"));
     let token = token::new_token().map_err(random)?;
     let id = token::new_key_id().map_err(random)?;
@@ -114,6 +171,7 @@ pub fn build_key(body: &[u8], vendor_known: impl Fn(&str) -> bool, now_ms: u64) 
         created_ms: now_ms,
         expires_ms: now_ms.saturating_add(expires.as_millis() as u64),
         revoked_ms: None,
+        rules,
     };
     Ok(NewKey { key, token })
 }
@@ -134,6 +192,15 @@ mod tests {
         assert_eq!(k.key.expires_ms, 1_000 + 3_600_000);
         assert!(k.token.starts_with("vk_"));
         assert_eq!(k.key.token_hash, token::hash(&k.token));
+        assert_eq!(k.key.rules, KeyRules::default());
+    }
+
+    #[test]
+    fn rules_parse() {
+        let k = build(r#"{"vendor":"stripe","daily_usd_cap":50,"allowed_endpoints":["/x"],"max_usd_per_call":20,"max_calls":3,"constraints":{"currency":["usd"],"customer":"cus_*"}}"#).unwrap();
+        assert_eq!(k.key.rules.max_per_call_micros, Some(20_000_000));
+        assert_eq!(k.key.rules.max_calls, Some(3));
+        assert_eq!(k.key.rules.constraints, vec![("currency".to_string(), vec!["usd".to_string()]), ("customer".to_string(), vec!["cus_*".to_string()])]);
     }
 
     #[test]
@@ -147,6 +214,11 @@ mod tests {
             (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["FETCH /x"]}"#, "allowed_endpoints[0]"),
             (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":[]}"#, "allowed_endpoints"),
             (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"cap":3}"#, "cap"),
+            (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"max_calls":-1}"#, "max_calls"),
+            (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"max_usd_per_call":"x"}"#, "max_usd_per_call"),
+            (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"constraints":{"to":[]}}"#, "constraints.to"),
+            (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"constraints":["to"]}"#, "constraints"),
+            (r#"{"vendor":"stripe","daily_usd_cap":1,"allowed_endpoints":["/x"],"allow_full_refunds":true}"#, "allow_full_refunds"),
         ];
         for (body, field) in cases {
             let r = build(body).err().unwrap_or_else(|| panic!("accepted {body}"));

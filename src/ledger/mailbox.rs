@@ -12,32 +12,14 @@ use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_channel::oneshot;
 
-use super::{Ledger, OverCap};
+use super::{Adjust, Denied, Ledger, Reserve, Reserved};
 
 /// Work for a key's owning core.
 pub enum LedgerMsg {
-    /// Reserve `cost` under `cap`.
-    Reserve {
-        /// Key id.
-        key: Arc<str>,
-        /// UTC day.
-        day: u32,
-        /// Micro-dollars.
-        cost: u64,
-        /// Daily cap.
-        cap: u64,
-        /// Answer: new total or refusal.
-        reply: oneshot::Sender<Result<u64, OverCap>>,
-    },
-    /// Settle or release.
-    Adjust {
-        /// Key id.
-        key: Arc<str>,
-        /// UTC day.
-        day: u32,
-        /// Signed micro-dollars.
-        delta: i64,
-    },
+    /// Reserve; the answer goes back on the oneshot.
+    Reserve(Reserve, oneshot::Sender<Result<Reserved, Denied>>),
+    /// Settle, release or un-count.
+    Adjust(Adjust),
     /// Read today's spend.
     Query {
         /// Key id.
@@ -105,10 +87,10 @@ impl Inbox {
 
 fn handle(ledger: &mut Ledger, msg: LedgerMsg) {
     match msg {
-        LedgerMsg::Reserve { key, day, cost, cap, reply } => {
-            let _ = reply.send(ledger.reserve(&key, day, cost, cap));
+        LedgerMsg::Reserve(r, reply) => {
+            let _ = reply.send(ledger.reserve(&r));
         }
-        LedgerMsg::Adjust { key, day, delta } => ledger.adjust(&key, day, delta),
+        LedgerMsg::Adjust(a) => ledger.adjust(&a),
         LedgerMsg::Query { key, day, reply } => {
             let _ = reply.send(ledger.spent(&key, day));
         }

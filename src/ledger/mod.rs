@@ -1,8 +1,9 @@
-//! Per-core spend ledgers. Each vault key's daily spend lives on exactly one
-//! core (chosen by a hash of its id); nothing else holds it, so reserving is
-//! a plain map update with no lock or shared atomic. A request handled on
-//! another core sends its reserve/adjust to the owner's [`mailbox`] and
-//! awaits the answer.
+//! Per-core spend ledgers. Each vault key's daily spend, daily call count
+//! and recent-request fingerprints (the duplicate-charge guard) live on
+//! exactly one core, chosen by a hash of its id; nothing else holds them, so
+//! reserving is a plain map update with no lock or shared atomic. A request
+//! handled on another core sends its reserve/adjust to the owner's
+//! [`mailbox`] and awaits the answer.
 
 pub mod mailbox;
 
@@ -15,65 +16,167 @@ use futures_channel::oneshot;
 
 pub use mailbox::{Inbox, LedgerMsg, Mailbox};
 
-/// A key's spend on one UTC day.
-#[derive(Debug, Clone, Copy, Default)]
+/// Most fingerprints remembered per key (oldest dropped first).
+const MAX_RECENT: usize = 256;
+
+/// One key's state on its owning core.
+#[derive(Debug, Clone, Default)]
 struct Entry {
     day: u32,
     spent: u64,
+    calls: u32,
+    /// (fingerprint, first seen ms) of recent requests, oldest first.
+    recent: Vec<([u8; 16], u64)>,
 }
 
-/// The spend of the keys one core owns.
+/// The state of the keys one core owns.
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: HashMap<Arc<str>, Entry>,
 }
 
-/// A reservation was refused: spend so far today.
+/// What a request asks of its key's ledger before it is forwarded.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    /// Key id.
+    pub key: Arc<str>,
+    /// UTC day.
+    pub day: u32,
+    /// Micro-dollars to reserve.
+    pub cost: u64,
+    /// Daily cap.
+    pub cap: u64,
+    /// Daily call limit, if any.
+    pub max_calls: Option<u32>,
+    /// Duplicate guard: the request's fingerprint, now, and the window.
+    pub dedupe: Option<Dedupe>,
+}
+
+/// Duplicate-guard input.
+#[derive(Debug, Clone, Copy)]
+pub struct Dedupe {
+    /// Fingerprint of (key, method, path, canonical body).
+    pub fingerprint: [u8; 16],
+    /// Now, Unix ms.
+    pub now_ms: u64,
+    /// How long a repeat counts as a duplicate.
+    pub window_ms: u64,
+}
+
+/// A granted reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverCap {
-    /// Micro-dollars already spent (or reserved) today.
-    pub spent: u64,
+pub enum Reserved {
+    /// Counted now.
+    Fresh {
+        /// When the fingerprint was first seen (now, for a fresh one).
+        first_ms: u64,
+    },
+    /// A repeat within the window of a request first seen at `first_ms`:
+    /// nothing is counted (the vendor replays the first result).
+    Replay {
+        /// When the original was seen.
+        first_ms: u64,
+    },
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The cost would pass the cap; `spent` so far today.
+    OverCap {
+        /// Micro-dollars already spent or reserved today.
+        spent: u64,
+    },
+    /// The daily call limit is reached.
+    TooManyCalls {
+        /// Calls counted today.
+        calls: u32,
+    },
+}
+
+/// A settlement, release or un-count.
+#[derive(Debug, Clone)]
+pub struct Adjust {
+    /// Key id.
+    pub key: Arc<str>,
+    /// UTC day of the reservation.
+    pub day: u32,
+    /// Signed micro-dollars.
+    pub spend_delta: i64,
+    /// Signed calls.
+    pub calls_delta: i32,
+    /// Forget this fingerprint (the request never reached the vendor).
+    pub forget: Option<[u8; 16]>,
 }
 
 impl Ledger {
-    /// A ledger seeded with recovered spend for `day`.
-    pub fn with_spend(day: u32, spend: impl IntoIterator<Item = (String, u64)>) -> Ledger {
-        let entries = spend.into_iter().map(|(k, spent)| (Arc::from(k.as_str()), Entry { day, spent })).collect();
+    /// A ledger seeded with recovered spend and call counts for `day`.
+    pub fn with_spend(day: u32, spend: impl IntoIterator<Item = (String, u64, u32)>) -> Ledger {
+        let entries = spend
+            .into_iter()
+            .map(|(k, spent, calls)| (Arc::from(k.as_str()), Entry { day, spent, calls, recent: Vec::new() }))
+            .collect();
         Ledger { entries }
     }
 
     fn entry(&mut self, key: &Arc<str>, day: u32) -> &mut Entry {
         let e = self.entries.entry(Arc::clone(key)).or_default();
         if e.day < day {
-            *e = Entry { day, spent: 0 };
+            e.day = day;
+            e.spent = 0;
+            e.calls = 0;
         }
         e
     }
 
-    /// Reserves `cost` against `cap` for `day`: all or nothing.
+    /// Reserves all or nothing: the cost under the cap, one call under the
+    /// call limit, unless the fingerprint marks a duplicate.
     ///
     /// # Errors
-    /// [`OverCap`] when `spent + cost` would pass the cap.
-    pub fn reserve(&mut self, key: &Arc<str>, day: u32, cost: u64, cap: u64) -> Result<u64, OverCap> {
-        let e = self.entry(key, day);
-        if e.day > day {
-            return Err(OverCap { spent: e.spent });
-        }
-        match e.spent.checked_add(cost) {
-            Some(total) if total <= cap => {
-                e.spent = total;
-                Ok(total)
+    /// [`Denied`] when it does not fit.
+    pub fn reserve(&mut self, r: &Reserve) -> Result<Reserved, Denied> {
+        let e = self.entry(&r.key, r.day);
+        if let Some(d) = r.dedupe {
+            e.recent.retain(|(_, seen)| seen.saturating_add(d.window_ms) > d.now_ms);
+            if let Some((_, first)) = e.recent.iter().find(|(f, _)| *f == d.fingerprint) {
+                return Ok(Reserved::Replay { first_ms: *first });
             }
-            _ => Err(OverCap { spent: e.spent }),
         }
+        if e.day > r.day {
+            return Err(Denied::OverCap { spent: e.spent });
+        }
+        if r.max_calls.is_some_and(|m| e.calls >= m) {
+            return Err(Denied::TooManyCalls { calls: e.calls });
+        }
+        let total = match e.spent.checked_add(r.cost) {
+            Some(t) if t <= r.cap => t,
+            _ => return Err(Denied::OverCap { spent: e.spent }),
+        };
+        e.spent = total;
+        e.calls = e.calls.saturating_add(1);
+        let first_ms = match r.dedupe {
+            Some(d) => {
+                if e.recent.len() >= MAX_RECENT {
+                    e.recent.remove(0);
+                }
+                e.recent.push((d.fingerprint, d.now_ms));
+                d.now_ms
+            }
+            None => 0,
+        };
+        Ok(Reserved::Fresh { first_ms })
     }
 
-    /// Applies a settlement or release (`delta` may be negative). Deltas
-    /// for a day that has already rolled over are dropped.
-    pub fn adjust(&mut self, key: &Arc<str>, day: u32, delta: i64) {
-        let e = self.entry(key, day);
-        if e.day == day {
-            e.spent = e.spent.saturating_add_signed(delta);
+    /// Applies a settlement or release. Spend deltas for a day that has
+    /// already rolled over are dropped.
+    pub fn adjust(&mut self, a: &Adjust) {
+        let e = self.entry(&a.key, a.day);
+        if let Some(f) = a.forget {
+            e.recent.retain(|(g, _)| *g != f);
+        }
+        if e.day == a.day {
+            e.spent = e.spent.saturating_add_signed(a.spend_delta);
+            e.calls = e.calls.saturating_add_signed(a.calls_delta);
         }
     }
 
@@ -105,27 +208,27 @@ impl Ledgers {
     /// Reserves on the owning core.
     ///
     /// # Errors
-    /// [`OverCap`] when it does not fit (or the owner is gone).
-    pub async fn reserve(&self, key: &Arc<str>, owner_hash: u64, day: u32, cost: u64, cap: u64) -> Result<u64, OverCap> {
+    /// [`Denied`] when it does not fit (or the owner is gone).
+    pub async fn reserve(&self, owner_hash: u64, r: Reserve) -> Result<Reserved, Denied> {
         let owner = owner_of(owner_hash, self.mailboxes.len());
         if owner == self.core {
-            return self.local.borrow_mut().reserve(key, day, cost, cap);
+            return self.local.borrow_mut().reserve(&r);
         }
         let (tx, rx) = oneshot::channel();
-        self.mailboxes[owner].send(LedgerMsg::Reserve { key: Arc::clone(key), day, cost, cap, reply: tx });
-        rx.await.unwrap_or(Err(OverCap { spent: 0 }))
+        self.mailboxes[owner].send(LedgerMsg::Reserve(r, tx));
+        rx.await.unwrap_or(Err(Denied::OverCap { spent: 0 }))
     }
 
     /// Adjusts on the owning core (fire and forget).
-    pub fn adjust(&self, key: &Arc<str>, owner_hash: u64, day: u32, delta: i64) {
-        if delta == 0 {
+    pub fn adjust(&self, owner_hash: u64, a: Adjust) {
+        if a.spend_delta == 0 && a.calls_delta == 0 && a.forget.is_none() {
             return;
         }
         let owner = owner_of(owner_hash, self.mailboxes.len());
         if owner == self.core {
-            self.local.borrow_mut().adjust(key, day, delta);
+            self.local.borrow_mut().adjust(&a);
         } else {
-            self.mailboxes[owner].send(LedgerMsg::Adjust { key: Arc::clone(key), day, delta });
+            self.mailboxes[owner].send(LedgerMsg::Adjust(a));
         }
     }
 }
@@ -142,26 +245,54 @@ pub async fn query_spent(mailboxes: &[Mailbox], key: &str, owner_hash: u64, day:
 mod tests {
     use super::*;
 
+    fn res(key: &Arc<str>, day: u32, cost: u64, cap: u64) -> Reserve {
+        Reserve { key: Arc::clone(key), day, cost, cap, max_calls: None, dedupe: None }
+    }
+
+    fn adj(key: &Arc<str>, day: u32, spend_delta: i64) -> Adjust {
+        Adjust { key: Arc::clone(key), day, spend_delta, calls_delta: 0, forget: None }
+    }
+
     #[test]
     fn reserve_is_all_or_nothing_and_resets_daily() {
         let k: Arc<str> = Arc::from("key_a");
         let mut l = Ledger::default();
-        assert_eq!(l.reserve(&k, 10, 60, 100), Ok(60));
-        assert_eq!(l.reserve(&k, 10, 50, 100), Err(OverCap { spent: 60 }));
-        assert_eq!(l.reserve(&k, 10, 40, 100), Ok(100));
-        l.adjust(&k, 10, -40);
+        assert!(l.reserve(&res(&k, 10, 60, 100)).is_ok());
+        assert_eq!(l.reserve(&res(&k, 10, 50, 100)), Err(Denied::OverCap { spent: 60 }));
+        assert!(l.reserve(&res(&k, 10, 40, 100)).is_ok());
+        l.adjust(&adj(&k, 10, -40));
         assert_eq!(l.spent("key_a", 10), 60);
-        l.adjust(&k, 9, -60); // stale day: ignored
+        l.adjust(&adj(&k, 9, -60)); // stale day: ignored
         assert_eq!(l.spent("key_a", 10), 60);
-        assert_eq!(l.reserve(&k, 11, 100, 100), Ok(100));
+        assert!(l.reserve(&res(&k, 11, 100, 100)).is_ok());
         assert_eq!(l.spent("key_a", 10), 0);
     }
 
     #[test]
-    fn recovered_spend_counts() {
+    fn recovered_spend_and_calls_count() {
         let k: Arc<str> = Arc::from("key_b");
-        let mut l = Ledger::with_spend(3, [("key_b".to_string(), 90)]);
-        assert_eq!(l.reserve(&k, 3, 20, 100), Err(OverCap { spent: 90 }));
-        assert_eq!(l.reserve(&k, 3, 10, 100), Ok(100));
+        let mut l = Ledger::with_spend(3, [("key_b".to_string(), 90, 4)]);
+        assert_eq!(l.reserve(&res(&k, 3, 20, 100)), Err(Denied::OverCap { spent: 90 }));
+        let mut r = res(&k, 3, 0, 100);
+        r.max_calls = Some(5);
+        assert!(l.reserve(&r).is_ok());
+        assert_eq!(l.reserve(&r), Err(Denied::TooManyCalls { calls: 5 }));
+    }
+
+    #[test]
+    fn duplicates_within_the_window_are_replays() {
+        let k: Arc<str> = Arc::from("key_c");
+        let mut l = Ledger::default();
+        let mut r = res(&k, 1, 30, 100);
+        r.dedupe = Some(Dedupe { fingerprint: [7; 16], now_ms: 1_000, window_ms: 600_000 });
+        assert_eq!(l.reserve(&r), Ok(Reserved::Fresh { first_ms: 1_000 }));
+        r.dedupe = Some(Dedupe { fingerprint: [7; 16], now_ms: 500_000, window_ms: 600_000 });
+        assert_eq!(l.reserve(&r), Ok(Reserved::Replay { first_ms: 1_000 }));
+        assert_eq!(l.spent("key_c", 1), 30, "a replay is charged once");
+        r.dedupe = Some(Dedupe { fingerprint: [7; 16], now_ms: 700_000, window_ms: 600_000 });
+        assert_eq!(l.reserve(&r), Ok(Reserved::Fresh { first_ms: 700_000 }), "after the window it is a new call");
+        l.adjust(&Adjust { key: Arc::clone(&k), day: 1, spend_delta: -30, calls_delta: -1, forget: Some([7; 16]) });
+        r.dedupe = Some(Dedupe { fingerprint: [7; 16], now_ms: 700_001, window_ms: 600_000 });
+        assert!(matches!(l.reserve(&r), Ok(Reserved::Fresh { .. })), "a call that never left is forgotten");
     }
 }

@@ -1,7 +1,9 @@
-//! Pure request policy: canonical paths, endpoint allowlists and parameter globs.
+//! Pure request policy: canonical paths, endpoint allowlists, parameter globs
+//! and per-key parameter constraints.
 //! No I/O; every function here is safe on arbitrary input and is fuzzed.
 
 pub mod allowlist;
+pub mod constraints;
 pub mod glob;
 pub mod path;
 

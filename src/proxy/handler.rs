@@ -1,23 +1,26 @@
 //! One proxied request, phase by phase (see the chart in [`super`]): decide
-//! (route, authenticate, authorise, price), reserve, forward, record, relay,
-//! settle. Every outcome, allowed or refused, produces one audit event.
+//! (route, authenticate, authorise, price, parameter rules), reserve,
+//! forward, record, relay, settle. Every outcome, allowed or refused,
+//! produces one audit event.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use monoio::net::TcpStream;
+use sha2::{Digest, Sha256};
 
 use super::core::CoreCtx;
 use super::route::{self, Route};
 use super::upstream::{self, Failure, UpConn};
 use crate::audit::{AuditEvent, Decision, Durability, EventKind};
 use crate::clock;
-use crate::error::Refusal;
+use crate::error::{Refusal, Source};
 use crate::http1::conn::{encode_response_head, simple_response};
 use crate::http1::head::header;
-use crate::http1::{Conn, Framing, RequestHead};
+use crate::http1::{BodyError, Conn, Framing, RequestHead};
 use crate::keys::VaultKey;
-use crate::pricing::{self, Params, PriceRequest, Quote, Settle, SseUsageScanner};
+use crate::ledger::{Adjust, Dedupe, Denied, Reserve, Reserved};
+use crate::pricing::{self, Params, PriceError, PriceRequest, Quote, Settle, SseUsageScanner, VendorKind};
 use crate::vendors::Vendor;
 
 /// What a request that passed every check will do.
@@ -28,17 +31,39 @@ struct Plan {
     route: Route,
     quote: Quote,
     body: Vec<u8>,
+    /// Fingerprint for the duplicate-charge guard, when it applies.
+    fingerprint: Option<[u8; 16]>,
 }
 
 /// Most bytes of a JSON answer kept to read its `usage` (which OpenAI puts
 /// at the end) when settling; a longer answer keeps its reservation.
 const USAGE_CAPTURE: usize = 4 * 1024 * 1024;
 
+/// How a refusal body is shaped for this client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// capgate's flat JSON.
+    Flat,
+    /// Stripe's `{"error": {...}}` (official Stripe SDKs).
+    Stripe,
+}
+
+fn shape_for(head: &RequestHead) -> Shape {
+    let stripe_sdk = header(&head.headers, "x-stripe-client-user-agent").is_some()
+        || header(&head.headers, "user-agent").is_some_and(|ua| ua.starts_with(b"Stripe/"));
+    if stripe_sdk {
+        Shape::Stripe
+    } else {
+        Shape::Flat
+    }
+}
+
 /// Handles one request whose head has been read. Returns whether the
 /// client connection may carry another request.
 pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStream>) -> bool {
     let shared = &ctx.shared;
     let now = clock::now_ms();
+    let shape = shape_for(&head);
     let mut ev = AuditEvent {
         ts_ms: now,
         request_id: ctx.next_request_id(),
@@ -54,24 +79,24 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
         Ok(b) => b,
         Err(e) => {
             let refusal = match e {
-                crate::http1::BodyError::TooLarge => Refusal::new(413, "payload_too_large", crate::error::Source::Client, format!("request body exceeds {} bytes", shared.limits.max_body_bytes)),
-                crate::http1::BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
+                BodyError::TooLarge => Refusal::new(413, "payload_too_large", Source::Client, format!("request body exceeds {} bytes", shared.limits.max_body_bytes)),
+                BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
                 _ => return false,
             };
-            refuse(ctx, client, &mut ev, &refusal, false).await;
+            refuse(ctx, client, &mut ev, &refusal, shape, false).await;
             client.linger().await;
             return false;
         }
     };
     let plan = match decide(ctx, &head, body.to_vec(), now, &mut ev) {
         Ok(p) => p,
-        Err(r) => return refuse(ctx, client, &mut ev, &r, head.keep_alive).await,
+        Err(r) => return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await,
     };
-    forward(ctx, &head, plan, client, ev).await
+    forward(ctx, &head, plan, client, ev, shape).await
 }
 
-/// Route, authenticate, authorise and price: everything decided before any
-/// shared state changes.
+/// Route, authenticate, authorise, price and apply the key's parameter
+/// rules: everything decided before any shared state changes.
 fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
     let shared = &ctx.shared;
     let route = route::route(&head.target, |v| shared.vendors.get(v).is_some())?;
@@ -91,55 +116,142 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut A
         .vendors
         .get(&key.vendor)
         .cloned()
-        .ok_or_else(|| Refusal::new(503, "vendor_not_configured", crate::error::Source::Internal, format!("vendor '{}' is no longer configured", key.vendor)))?;
+        .ok_or_else(|| Refusal::new(503, "vendor_not_configured", Source::Internal, format!("vendor '{}' is no longer configured", key.vendor)))?;
     if !key.allowed.allows(&head.method, &route.path) {
         return Err(Refusal::endpoint_not_allowed(&head.method, &route.path));
     }
     if vendor.credential.is_none() {
-        return Err(Refusal::new(503, "vendor_not_configured", crate::error::Source::Internal, format!("no credential is configured for vendor '{}'", vendor.name)));
+        return Err(Refusal::new(503, "vendor_not_configured", Source::Internal, format!("no credential is configured for vendor '{}'", vendor.name)));
     }
     let content_type = header(&head.headers, "content-type").and_then(|v| std::str::from_utf8(v).ok());
     let params = Params::parse(&route.query, content_type, &body).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
+    crate::policy::constraints::check(&key.rules.constraints, !body.is_empty(), |name| params.str_values(name)).map_err(Refusal::param_not_allowed)?;
     let req = PriceRequest { vendor: vendor.kind, method: &head.method, path: &route.path, query: &route.query, content_type, body: &body };
-    let quote = pricing::quote(&req, &params, &shared.prices).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
+    let quote = match pricing::quote(&req, &params, &shared.prices) {
+        Ok(q) => q,
+        Err(PriceError::AmountUnknown) if key.rules.allow_full_refunds => Quote::fixed(key.rules.max_per_call_micros.unwrap_or(0)),
+        Err(e) => return Err(Refusal::bad_request(e.code(), e.to_string())),
+    };
+    if let Some(max) = key.rules.max_per_call_micros {
+        if quote.reserve_micros > max {
+            return Err(Refusal::per_call_limit_exceeded(quote.reserve_micros, max));
+        }
+    }
+    let fingerprint = duplicate_guarded(vendor.kind, &head.method, &route.path, &head.headers, shared.duplicate_window_ms)
+        .then(|| fingerprint(&key.id, &head.method, &route.path, &body));
     let mut body = body;
-    if matches!(quote.settle, Settle::Usage { streaming: true, .. }) && matches!(route.path.as_str(), "/v1/chat/completions" | "/v1/completions") && pricing::openai_stream_needs_usage_option(&params) {
+    if matches!(quote.settle, Settle::Usage { streaming: true, .. })
+        && matches!(route.path.as_str(), "/v1/chat/completions" | "/v1/completions")
+        && pricing::openai_stream_needs_usage_option(&params)
+    {
         if let Some(b) = pricing::add_include_usage(&body) {
             body = b;
         }
     }
     ev.reserved_micros = quote.reserve_micros;
     let key_id: Arc<str> = Arc::from(key.id.as_str());
-    Ok(Plan { key, key_id, vendor, route, quote, body })
+    Ok(Plan { key, key_id, vendor, route, quote, body, fingerprint })
+}
+
+/// Whether the duplicate-charge guard applies: a money-moving POST to
+/// Stripe (or demo) or a Resend send, without the client's own key.
+fn duplicate_guarded(kind: VendorKind, method: &str, path: &str, headers: &[(String, Vec<u8>)], window_ms: u64) -> bool {
+    let applies = match kind {
+        VendorKind::Stripe | VendorKind::Demo => method == "POST",
+        VendorKind::Resend => method == "POST" && matches!(path, "/emails" | "/emails/batch"),
+        _ => false,
+    };
+    applies && window_ms > 0 && header(headers, "idempotency-key").is_none()
+}
+
+/// Fingerprint of (key, method, path, canonical body): form pairs sorted,
+/// JSON re-serialised with sorted keys, anything else as bytes.
+fn fingerprint(key_id: &str, method: &str, path: &str, body: &[u8]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for part in [key_id.as_bytes(), method.as_bytes(), path.as_bytes()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        h.update(b"json");
+        h.update(v.to_string().as_bytes());
+    } else {
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+        pairs.sort();
+        h.update(b"form");
+        for (k, v) in pairs {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k.as_bytes());
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v.as_bytes());
+        }
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reserve, forward, record, relay, settle.
-async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent) -> bool {
+async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: Shape) -> bool {
     let shared = &ctx.shared;
-    let Plan { key, key_id, vendor, route, quote, body } = plan;
-    let cost = quote.reserve_micros;
+    let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
     let day = ev.spend_day;
+    let mut cost = quote.reserve_micros;
     if cost > 0 && !shared.audit.healthy() {
-        return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), head.keep_alive).await;
+        return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
     }
-    if cost > 0 {
-        if let Err(over) = ctx.ledgers.reserve(&key_id, key.owner_hash, day, cost, key.cap_micros).await {
-            let r = Refusal::cap_exceeded(key.cap_micros, over.spent, cost, clock::secs_until_next_day(clock::now_ms()));
-            return refuse(ctx, client, &mut ev, &r, head.keep_alive).await;
+    // Reserve on the owning core.
+    let mut extra_headers: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut counted = false;
+    if cost > 0 || key.rules.max_calls.is_some() || fingerprint.is_some() {
+        let dedupe = fingerprint.map(|f| Dedupe { fingerprint: f, now_ms: ev.ts_ms, window_ms: shared.duplicate_window_ms });
+        let r = Reserve { key: Arc::clone(&key_id), day, cost, cap: key.cap_micros, max_calls: key.rules.max_calls, dedupe };
+        match ctx.ledgers.reserve(key.owner_hash, r).await {
+            Ok(Reserved::Fresh { first_ms }) => {
+                counted = true;
+                if let Some(f) = fingerprint {
+                    extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
+                }
+            }
+            Ok(Reserved::Replay { first_ms }) => {
+                // The vendor replays the first result for the same key; it is charged once.
+                cost = 0;
+                ev.reserved_micros = 0;
+                if let Some(f) = fingerprint {
+                    extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
+                }
+            }
+            Err(Denied::OverCap { spent }) => {
+                let r = Refusal::cap_exceeded(key.cap_micros, spent, cost, clock::secs_until_next_day(clock::now_ms()));
+                return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
+            }
+            Err(Denied::TooManyCalls { .. }) => {
+                let r = Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()));
+                return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
+            }
         }
     }
-    let release = |ev: &mut AuditEvent| {
-        ctx.ledgers.adjust(&key_id, key.owner_hash, day, -(cost as i64));
+    ev.calls_delta = i32::from(counted);
+    // Undo the reservation: the call never reached the vendor.
+    let never_sent = |ev: &mut AuditEvent| {
+        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: -i32::from(counted), forget: fingerprint });
         ev.settled_micros = 0;
         ev.spend_delta = 0;
+        ev.calls_delta = 0;
     };
     let Some(addrs) = shared.vendors.addrs(&vendor.name) else {
-        release(&mut ev);
-        return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(format!("the address of {} could not be resolved", vendor.upstream.host)), head.keep_alive).await;
+        never_sent(&mut ev);
+        let r = Refusal::upstream_unavailable(format!("the address of {} could not be resolved", vendor.upstream.host));
+        return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
     };
-    let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, body.len(), &ev.request_id);
+    let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, &extra_headers, body.len(), &ev.request_id);
     request.extend_from_slice(&body);
-    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some();
+    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some() || !extra_headers.is_empty();
     let started = Instant::now();
     let pooled = ctx.pool.borrow_mut().take(&vendor.name);
     let reused = pooled.is_some();
@@ -148,8 +260,8 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         None => match upstream::connect(&vendor, &addrs, &shared.tls, shared.connect_timeout).await {
             Ok(c) => c,
             Err(msg) => {
-                release(&mut ev);
-                return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), head.keep_alive).await;
+                never_sent(&mut ev);
+                return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), shape, head.keep_alive).await;
             }
         },
     };
@@ -173,31 +285,34 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     let resp = match result {
         Ok(r) => r,
         Err(Failure::NotSent(msg)) => {
-            release(&mut ev);
-            return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), head.keep_alive).await;
+            never_sent(&mut ev);
+            return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), shape, head.keep_alive).await;
         }
         Err(failure) => {
             // The vendor may have acted on it: keep the reservation.
             ev.settled_micros = cost;
             ev.spend_delta = cost as i64;
             let r = match failure {
-                Failure::TimedOut => Refusal::new(504, "upstream_timeout", crate::error::Source::Upstream, "the vendor did not answer in time; the call may have been processed, so its cost stays counted"),
-                Failure::MaybeSent(m) | Failure::NotSent(m) => Refusal::new(502, "upstream_error", crate::error::Source::Upstream, format!("{m}; the call may have been processed, so its cost stays counted")),
+                Failure::TimedOut => Refusal::new(504, "upstream_timeout", Source::Upstream, "the vendor did not answer in time; the call may have been processed, so its cost stays counted"),
+                Failure::MaybeSent(m) | Failure::NotSent(m) => Refusal::new(502, "upstream_error", Source::Upstream, format!("{m}; the call may have been processed, so its cost stays counted")),
             };
-            return refuse(ctx, client, &mut ev, &r, head.keep_alive).await;
+            return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
         }
     };
     ev.status = resp.status;
     ev.decision = Decision::Allowed as u8;
     if resp.status >= 400 {
-        release(&mut ev);
+        // The vendor refused: nothing was spent (the call still counts).
+        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
+        ev.settled_micros = 0;
+        ev.spend_delta = 0;
     } else {
         ev.settled_micros = cost;
         ev.spend_delta = cost as i64;
     }
     ev.object_id = peek_object_id(&conn);
     let settle_later = match quote.settle {
-        Settle::Usage { vendor, prices, streaming } if resp.status < 400 => Some((vendor, prices, streaming)),
+        Settle::Usage { vendor, prices, streaming } if resp.status < 400 && cost > 0 => Some((vendor, prices, streaming)),
         _ => None,
     };
     let call_event = ev.clone();
@@ -215,10 +330,10 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     let (body_len, rechunk) = match resp.framing {
         Framing::None => (Some(0), false),
         Framing::Length(n) => (Some(n as usize), false),
-        Framing::Chunked | Framing::UntilClose => (None, true),
+        Framing::Chunked | Framing::UntilClose => (None, head.minor_version == 1),
     };
-    let head_bytes = encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive);
-    if client.write_all(head_bytes).await.is_err() {
+    let keep_alive = keep_alive && (body_len.is_some() || rechunk);
+    if client.write_all(encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive)).await.is_err() {
         return false;
     }
     let mut scanner = settle_later.filter(|s| s.2).map(|(v, _, _)| SseUsageScanner::new(v));
@@ -240,22 +355,21 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         if let Some(usage) = usage {
             let actual = pricing::cost_from_usage(&prices, &usage);
             let delta = actual as i64 - cost as i64;
-            ctx.ledgers.adjust(&key_id, key.owner_hash, day, delta);
+            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: delta, calls_delta: 0, forget: None });
             shared.audit.append(AuditEvent {
                 ts_ms: clock::now_ms(),
                 kind: EventKind::Settle as u8,
                 reserved_micros: cost,
                 settled_micros: actual,
                 spend_delta: delta,
-                code: String::new(),
+                calls_delta: 0,
                 latency_us: started.elapsed().as_micros() as u64,
                 ..ev
             });
         }
     }
-    match relayed {
-        Ok(()) if resp.keep_alive => ctx.pool.borrow_mut().put(&vendor.name, conn),
-        _ => {}
+    if relayed.is_ok() && resp.keep_alive {
+        ctx.pool.borrow_mut().put(&vendor.name, conn);
     }
     relayed.is_ok() && keep_alive
 }
@@ -284,7 +398,7 @@ fn peek_object_id(conn: &UpConn) -> String {
 
 /// Answers a refusal (never forwarded) and audits it. Returns whether the
 /// connection may continue.
-async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, keep_alive: bool) -> bool {
+async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, shape: Shape, keep_alive: bool) -> bool {
     ev.status = r.status;
     ev.decision = Decision::Refused as u8;
     ev.code = r.code.to_string();
@@ -300,6 +414,23 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
         headers.push(("retry-after".to_string(), secs.to_string().into_bytes()));
     }
     ctx.shared.audit.append(ev.clone());
-    let bytes = simple_response(r.status, "application/json", &headers, &r.body(&ev.request_id), keep_alive);
-    client.write_all(bytes).await.is_ok() && keep_alive
+    let body = match shape {
+        Shape::Flat => r.body(&ev.request_id),
+        Shape::Stripe => r.stripe_body(&ev.request_id),
+    };
+    client.write_all(simple_response(r.status, "application/json", &headers, &body, keep_alive)).await.is_ok() && keep_alive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_form_order_and_json_key_order() {
+        let a = fingerprint("key_1", "POST", "/v1/charges", b"amount=100&currency=usd");
+        assert_eq!(a, fingerprint("key_1", "POST", "/v1/charges", b"currency=usd&amount=100"));
+        assert_ne!(a, fingerprint("key_1", "POST", "/v1/charges", b"amount=101&currency=usd"));
+        assert_ne!(a, fingerprint("key_2", "POST", "/v1/charges", b"amount=100&currency=usd"));
+        assert_eq!(fingerprint("k", "POST", "/p", br#"{"a":1,"b":2}"#), fingerprint("k", "POST", "/p", br#"{"b":2, "a":1}"#));
+    }
 }

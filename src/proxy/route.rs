@@ -120,7 +120,15 @@ pub fn upstream_path(vendor: &Vendor, path: &str) -> String {
 }
 
 /// Serialises the request head sent upstream.
-pub fn upstream_head(method: &str, vendor: &Vendor, route: &Route, client_headers: &[(String, Vec<u8>)], body_len: usize, request_id: &str) -> Vec<u8> {
+pub fn upstream_head(
+    method: &str,
+    vendor: &Vendor,
+    route: &Route,
+    client_headers: &[(String, Vec<u8>)],
+    extra: &[(&str, Vec<u8>)],
+    body_len: usize,
+    request_id: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -142,6 +150,9 @@ pub fn upstream_head(method: &str, vendor: &Vendor, route: &Route, client_header
     }
     if let Some((name, value)) = vendor.auth_header() {
         push_header(&mut out, name, &value);
+    }
+    for (name, value) in extra {
+        push_header(&mut out, name, value);
     }
     push_header(&mut out, "x-capgate-request-id", request_id.as_bytes());
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
@@ -222,6 +233,7 @@ mod tests {
                 ("idempotency-key", "abc"),
                 ("content-type", "application/x-www-form-urlencoded"),
             ]),
+            &[("idempotency-key", b"capgate-1".to_vec())],
             10,
             "req_1",
         );
@@ -230,6 +242,7 @@ mod tests {
         assert!(s.contains("authorization: Bearer sk_real\r\n"));
         assert!(!s.contains("vk_secret") && !s.contains("x-foo") && !s.contains("override"));
         assert!(s.contains("idempotency-key: abc\r\n") && s.contains("content-length: 10\r\n"));
+        assert!(s.contains("idempotency-key: capgate-1\r\n"));
     }
 
     #[test]

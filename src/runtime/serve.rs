@@ -104,10 +104,10 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let (mailboxes, inboxes) = ledger::mailbox::pairs(workers);
     let mailboxes: Arc<[ledger::Mailbox]> = Arc::from(mailboxes);
     let today = clock::day_of(clock::now_ms());
-    let mut recovered: Vec<Vec<(String, u64)>> = vec![Vec::new(); workers];
-    for (id, spent) in store.spend_for_day(today)? {
+    let mut recovered: Vec<Vec<(String, u64, u32)>> = vec![Vec::new(); workers];
+    for (id, spent, calls) in store.spend_for_day(today)? {
         let owner = owner_of(crate::keys::owner_hash(&id), workers);
-        recovered[owner].push((id, spent));
+        recovered[owner].push((id, spent, calls));
     }
 
     let mut roots = rustls::RootCertStore::empty();
@@ -127,6 +127,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         connect_timeout: cfg.connect_timeout,
         response_timeout: cfg.response_timeout,
         idle_timeout: cfg.idle_timeout,
+        duplicate_window_ms: cfg.duplicate_window.as_millis() as u64,
         tls: Arc::new(tls),
         boot_id: u32::from_be_bytes(boot),
     });
