@@ -57,6 +57,8 @@ struct StorageSection {
     data_dir: PathBuf,
     durability: String,
     interval_ms: u64,
+    free_calls_when_audit_down: bool,
+    retention_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +157,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Audit durability.
     pub durability: Durability,
+    /// Forward zero-cost calls while the audit log is unwritable.
+    pub free_calls_when_audit_down: bool,
+    /// Days of audit events kept.
+    pub retention_days: u32,
     /// Demo vendor mode.
     pub demo: DemoMode,
     /// Demo vendor listen address.
@@ -276,6 +282,8 @@ impl Config {
             },
             data_dir: ov.data_dir.clone().unwrap_or(f.storage.data_dir),
             durability,
+            free_calls_when_audit_down: f.storage.free_calls_when_audit_down,
+            retention_days: f.storage.retention_days.max(1),
             demo,
             demo_listen: addr("demo.listen", &f.demo.listen)?,
             vendors,

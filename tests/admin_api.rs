@@ -114,22 +114,28 @@ fn audit_covers_allowed_and_refused_calls_by_key_label_and_time() {
     assert_eq!(cg.charge(&tok_b, 100).0, 200);
     assert_eq!(cg.charge("vk_nope", 100).0, 401);
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let a = cg.audit(&format!("key_id={id_a}"));
+    let a = cg.audit(&format!("key_id={id_a}&kind=call"));
     assert_eq!(a.len(), 2);
     assert_eq!((a[0]["decision"].as_str(), a[1]["decision"].as_str()), (Some("allowed"), Some("refused")));
     assert_eq!(a[1]["code"], "daily_cap_exceeded");
     assert_eq!(a[1]["status"], 429);
-    let flowise = cg.audit("label_prefix=flowise/");
+    let flowise = cg.audit("label_prefix=flowise/&kind=call");
     assert_eq!(flowise.len(), 2);
-    let all = cg.audit(&format!("since={t0}"));
+    let all = cg.audit(&format!("since={t0}&kind=call"));
     assert_eq!(all.len(), 4, "the unauthenticated call is audited too");
     assert!(all.iter().any(|e| e["code"] == "invalid_key" && e["key_id"] == ""));
     assert!(cg.audit(&format!("until={t0}")).is_empty());
+    // A priced call is preceded by its durable reservation.
+    let reserves = cg.audit(&format!("key_id={id_a}&kind=reserve"));
+    assert_eq!(reserves.len(), 1);
+    assert_eq!(reserves[0]["spend_delta_micros"], 3_000_000);
+    assert_eq!(cg.audit("decision=refused&kind=call").len(), 2);
+    assert_eq!(cg.audit("vendor=stripe&kind=call").len(), 4, "the route names the vendor even for unknown keys");
     // Pagination.
-    let (_, page, _) = call("GET", &cg.admin_url("/v1/audit?limit=3"), Some(ADMIN_TOKEN), None);
+    let (_, page, _) = call("GET", &cg.admin_url("/v1/audit?limit=3&kind=call"), Some(ADMIN_TOKEN), None);
     assert_eq!(page["count"], 3);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
-    let (_, page2, _) = call("GET", &cg.admin_url(&format!("/v1/audit?limit=3&cursor={cursor}")), Some(ADMIN_TOKEN), None);
+    let (_, page2, _) = call("GET", &cg.admin_url(&format!("/v1/audit?limit=3&kind=call&cursor={cursor}")), Some(ADMIN_TOKEN), None);
     assert_eq!(page2["count"], 1);
     assert!(page2["next_cursor"].is_null());
 }

@@ -29,7 +29,7 @@ fn forwards_with_real_credential_and_never_the_vault_key() {
     // Spend and audit reflect the priced call.
     let k = cg.key(&id);
     assert_eq!(k["spent_today_usd"], 19.99);
-    let events = cg.audit(&format!("key_id={id}"));
+    let events = cg.audit(&format!("key_id={id}&kind=call"));
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["decision"], "allowed");
     assert_eq!(events[0]["settled_micros"], 19_990_000);

@@ -1,12 +1,13 @@
-//! `GET /v1/audit`: audit events filtered by key, label prefix and time,
-//! oldest first, with a cursor for the next page.
+//! `GET /v1/audit`: audit events filtered by key, label prefix, vendor,
+//! decision, kind and time, oldest first, with a cursor for the next page.
 
 use std::collections::HashMap;
 
 use serde_json::json;
 
 use super::{AdminState, Reply};
-use crate::audit::query::{run, AuditQuery};
+use crate::audit::query::{parse_cursor, run, AuditQuery};
+use crate::audit::{Decision, EventKind};
 use crate::clock;
 use crate::error::Refusal;
 
@@ -27,22 +28,41 @@ pub fn query(state: &AdminState, q: &HashMap<String, String>) -> Result<Reply, R
         Some(s) => s.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| Refusal::bad_request("invalid_parameter", format!("limit: expected 1..={MAX_LIMIT}")))?,
         None => 100,
     };
-    let after = match q.get("cursor") {
-        Some(c) => {
-            let parsed = c.split_once('-').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
-            Some(parsed.ok_or_else(|| Refusal::bad_request("invalid_parameter", "cursor: use the next_cursor value of the previous page"))?)
-        }
+    let aq = filters(q, limit)?;
+    let (events, next) = run(&state.store, &aq).map_err(Refusal::internal)?;
+    let data: Vec<_> = events.iter().map(|e| e.view()).collect();
+    Ok(Reply::json(200, &json!({ "data": data, "count": data.len(), "next_cursor": next })))
+}
+
+/// The filters shared by `/v1/audit` and `/v1/audit/export`.
+///
+/// # Errors
+/// 400 naming the bad parameter.
+pub fn filters(q: &HashMap<String, String>, limit: usize) -> Result<AuditQuery, Refusal> {
+    let bad = |name: &str, want: &str| Refusal::bad_request("invalid_parameter", format!("{name}: {want}"));
+    let after = q.get("cursor").map(|c| parse_cursor(c).ok_or_else(|| bad("cursor", "use the next_cursor value of the previous page"))).transpose()?;
+    let decision = match q.get("decision").map(String::as_str) {
         None => None,
+        Some("allowed") => Some(Decision::Allowed as u8),
+        Some("refused") => Some(Decision::Refused as u8),
+        Some(_) => return Err(bad("decision", "expected allowed or refused")),
     };
-    let aq = AuditQuery {
+    let kind = match q.get("kind").map(String::as_str) {
+        None => None,
+        Some("call") => Some(EventKind::Call as u8),
+        Some("settle") => Some(EventKind::Settle as u8),
+        Some("reserve") => Some(EventKind::Reserve as u8),
+        Some(_) => return Err(bad("kind", "expected call, settle or reserve")),
+    };
+    Ok(AuditQuery {
         key_id: q.get("key_id").cloned(),
         label_prefix: q.get("label_prefix").cloned(),
+        vendor: q.get("vendor").cloned(),
+        decision,
+        kind,
         since_ms: time_param(q, "since")?,
         until_ms: time_param(q, "until")?,
         after,
         limit,
-    };
-    let (events, next) = run(&state.store, &aq).map_err(Refusal::internal)?;
-    let data: Vec<_> = events.iter().map(|e| e.view()).collect();
-    Ok(Reply::json(200, &json!({ "data": data, "count": data.len(), "next_cursor": next.map(|(t, s)| format!("{t}-{s}")) })))
+    })
 }

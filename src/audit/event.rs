@@ -18,6 +18,20 @@ pub enum EventKind {
     Call = 0,
     /// A later settlement of a forwarded call (LLM usage from the stream).
     Settle = 1,
+    /// The durable reservation written before a priced call is forwarded,
+    /// so a crash can never give a key back room it had spent.
+    Reserve = 2,
+}
+
+impl EventKind {
+    /// Name used in JSON and CSV.
+    pub fn name(kind: u8) -> &'static str {
+        match kind {
+            1 => "settle",
+            2 => "reserve",
+            _ => "call",
+        }
+    }
 }
 
 /// The verdict on a call.
@@ -93,7 +107,16 @@ pub fn decode(bytes: &[u8]) -> Option<AuditEvent> {
     rkyv::from_bytes::<AuditEvent, rancor::Error>(&aligned).ok()
 }
 
-/// Storage key: time then sequence, big-endian, so keys sort by time.
+/// Splits a storage key into its log timestamp and sequence.
+pub fn parse_storage_key(k: &[u8]) -> Option<(u64, u64)> {
+    let ts = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
+    Some((ts, seq))
+}
+
+/// Storage key: log time then sequence, big-endian, so keys sort in write
+/// order. The log time is the event's time, raised to the previous key's
+/// time when an event arrives late, so it never goes backwards.
 pub fn storage_key(ts_ms: u64, seq: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&ts_ms.to_be_bytes());
@@ -134,7 +157,7 @@ impl AuditEvent {
             ts_ms: self.ts_ms,
             seq: self.seq,
             request_id: &self.request_id,
-            kind: if self.kind == EventKind::Settle as u8 { "settle" } else { "call" },
+            kind: EventKind::name(self.kind),
             key_id: &self.key_id,
             label: &self.label,
             vendor: &self.vendor,

@@ -89,6 +89,12 @@ struct Writer {
     store: Arc<Store>,
     durability: Durability,
     next_seq: u64,
+    /// Log-order timestamp of the last stored event: storage keys never go
+    /// backwards, so a tailing reader (the view compactor) never misses one.
+    last_key_ts: u64,
+    /// Test fault: fail every batch once this many events were written
+    /// (`CAPGATE_FAULT_AUDIT_FAIL_AFTER`).
+    fail_after: Option<u64>,
     /// Spend and call totals for the days seen recently, by (day, key id).
     totals: HashMap<(u32, String), (u64, u32)>,
     last_sync: Instant,
@@ -97,13 +103,15 @@ struct Writer {
 
 impl Writer {
     fn new(store: Arc<Store>, durability: Durability) -> Result<Writer, String> {
-        let next_seq = match store.audit.last_key_value() {
+        let (last_key_ts, next_seq) = match store.audit.last_key_value() {
             Some(g) => {
                 let k = g.key().map_err(|e| format!("store: {e}"))?;
-                k.get(8..16).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_be_bytes) + 1
+                let (ts, seq) = super::event::parse_storage_key(&k).ok_or("store: bad audit key")?;
+                (ts, seq + 1)
             }
-            None => 0,
+            None => (0, 0),
         };
+        let fail_after = std::env::var("CAPGATE_FAULT_AUDIT_FAIL_AFTER").ok().and_then(|v| v.parse().ok());
         let today = clock::day_of(clock::now_ms());
         let mut totals = HashMap::new();
         for day in [today.saturating_sub(1), today] {
@@ -111,7 +119,7 @@ impl Writer {
                 totals.insert((day, id), (micros, calls));
             }
         }
-        Ok(Writer { store, durability, next_seq, totals, last_sync: Instant::now(), dirty: false })
+        Ok(Writer { store, durability, next_seq, last_key_ts, fail_after, totals, last_sync: Instant::now(), dirty: false })
     }
 
     fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
@@ -148,12 +156,17 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: &mut [Msg]) -> bool {
+        if self.fail_after.is_some_and(|n| self.next_seq >= n) {
+            tracing::error!("audit batch could not be written (injected fault); refusing spend-carrying calls");
+            return false;
+        }
         let mut b = self.store.db.batch();
         let mut touched: Vec<(u32, String)> = Vec::new();
         for m in batch.iter_mut() {
             m.event.seq = self.next_seq;
             self.next_seq += 1;
-            b.insert(&self.store.audit, storage_key(m.event.ts_ms, m.event.seq).to_vec(), encode(&m.event));
+            self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
+            b.insert(&self.store.audit, storage_key(self.last_key_ts, m.event.seq).to_vec(), encode(&m.event));
             if (m.event.spend_delta != 0 || m.event.calls_delta != 0) && !m.event.key_id.is_empty() {
                 let slot = (m.event.spend_day, m.event.key_id.clone());
                 let total = self.totals.entry(slot.clone()).or_insert_with(|| {

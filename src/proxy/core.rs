@@ -37,6 +37,8 @@ pub struct Shared {
     pub idle_timeout: Duration,
     /// TLS client configuration for vendors.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Forward zero-cost calls while the audit log is unwritable.
+    pub free_calls_when_audit_down: bool,
     /// Duplicate-charge guard window (0 = off).
     pub duplicate_window_ms: u64,
     /// Random per-process prefix for request ids.

@@ -202,7 +202,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
     let day = ev.spend_day;
     let mut cost = quote.reserve_micros;
-    if cost > 0 && !shared.audit.healthy() {
+    if !shared.audit.healthy() && (cost > 0 || !shared.free_calls_when_audit_down) {
         return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
     }
     // Reserve on the owning core.
@@ -236,13 +236,30 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
             }
         }
     }
-    ev.calls_delta = i32::from(counted);
-    // Undo the reservation: the call never reached the vendor.
+    // Make the reservation durable before anything leaves: a crash after
+    // this point keeps the spend counted (conservative), never frees it.
+    if counted {
+        let reserve = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };
+        let written = if shared.durability == Durability::Sync && cost > 0 {
+            shared.audit.append_acked(reserve).await.unwrap_or(false)
+        } else {
+            shared.audit.append(reserve);
+            true
+        };
+        if !written {
+            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: -1, forget: fingerprint });
+            // If the reserve event landed after all, the log over-counts this
+            // key (conservative) rather than risk a negative adjustment.
+            return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
+        }
+    }
+    // From here the call event carries adjustments relative to the reserve
+    // event: 0 when the reservation stands, -cost when it is released.
     let never_sent = |ev: &mut AuditEvent| {
         ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: -i32::from(counted), forget: fingerprint });
         ev.settled_micros = 0;
-        ev.spend_delta = 0;
-        ev.calls_delta = 0;
+        ev.spend_delta = if counted { -(cost as i64) } else { 0 };
+        ev.calls_delta = -i32::from(counted);
     };
     let Some(addrs) = shared.vendors.addrs(&vendor.name) else {
         never_sent(&mut ev);
@@ -291,7 +308,6 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         Err(failure) => {
             // The vendor may have acted on it: keep the reservation.
             ev.settled_micros = cost;
-            ev.spend_delta = cost as i64;
             let r = match failure {
                 Failure::TimedOut => Refusal::new(504, "upstream_timeout", Source::Upstream, "the vendor did not answer in time; the call may have been processed, so its cost stays counted"),
                 Failure::MaybeSent(m) | Failure::NotSent(m) => Refusal::new(502, "upstream_error", Source::Upstream, format!("{m}; the call may have been processed, so its cost stays counted")),
@@ -305,10 +321,9 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         // The vendor refused: nothing was spent (the call still counts).
         ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
         ev.settled_micros = 0;
-        ev.spend_delta = 0;
+        ev.spend_delta = -(cost as i64);
     } else {
         ev.settled_micros = cost;
-        ev.spend_delta = cost as i64;
     }
     ev.object_id = peek_object_id(&conn);
     let settle_later = match quote.settle {

@@ -127,6 +127,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         connect_timeout: cfg.connect_timeout,
         response_timeout: cfg.response_timeout,
         idle_timeout: cfg.idle_timeout,
+        free_calls_when_audit_down: cfg.free_calls_when_audit_down,
         duplicate_window_ms: cfg.duplicate_window.as_millis() as u64,
         tls: Arc::new(tls),
         boot_id: u32::from_be_bytes(boot),
