@@ -6,7 +6,8 @@
 //! (route, authenticate, policy, price, reserve, forward, settle, audit) using
 //! the pure [`policy`] and [`pricing`] modules and the per-core [`ledger`].
 //! Control plane (own threads): [`admin`] (keys and audit HTTP API),
-//! [`audit`] (event schema, group-commit writer, queries) over [`store`].
+//! [`audit`] (event schema, group-commit writer, queries), [`views`]
+//! (compaction thread: spend views, retention) over [`store`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -26,3 +27,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod store;
 pub mod vendors;
+pub mod views;

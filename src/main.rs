@@ -39,6 +39,59 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Read the audit log of a data dir (while capgate is stopped; use the
+    /// admin API's /v1/audit/export on a running server).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Stream events as NDJSON or CSV to stdout.
+    Export {
+        /// Data directory.
+        #[arg(long, default_value = "./capgate-data")]
+        data_dir: PathBuf,
+        /// ndjson or csv.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// Events from this time (RFC 3339 or Unix ms).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only labels with this prefix.
+        #[arg(long)]
+        label_prefix: Option<String>,
+        /// Only this key id.
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+}
+
+fn audit_export(data_dir: &std::path::Path, format: &str, since: Option<String>, until: Option<String>, label_prefix: Option<String>, key_id: Option<String>) -> Result<(), String> {
+    use std::io::Write;
+    use capgate::audit::export::{export_stream, ExportFormat};
+    let format = match format {
+        "ndjson" => ExportFormat::Ndjson,
+        "csv" => ExportFormat::Csv,
+        other => return Err(format!("--format: expected ndjson or csv, got {other:?}")),
+    };
+    let time = |name: &str, v: Option<String>| v.map(|s| capgate::clock::parse_time(&s).ok_or_else(|| format!("--{name}: expected RFC 3339 or Unix ms, got {s:?}"))).transpose();
+    let q = capgate::audit::query::AuditQuery { since_ms: time("since", since)?, until_ms: time("until", until)?, label_prefix, key_id, ..Default::default() };
+    if !data_dir.exists() {
+        return Err(format!("no data dir at {}", data_dir.display()));
+    }
+    let store = capgate::store::Store::open(data_dir).map_err(|e| format!("{e} (is capgate still running on this data dir? use GET /v1/audit/export instead)"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for piece in export_stream(&store, q, format) {
+        out.write_all(&piece?).map_err(|e| format!("write: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("write: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -47,6 +100,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Audit { command: AuditCommand::Export { data_dir, format, since, until, label_prefix, key_id } } => match audit_export(&data_dir, &format, since, until, label_prefix, key_id) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("capgate: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::DefaultConfig => {
             print!("{}", capgate::config::DEFAULT_TOML);
             ExitCode::SUCCESS

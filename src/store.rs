@@ -1,6 +1,7 @@
 //! The fjall database and its keyspaces: `keys` (key records, hashes only),
 //! `audit` (rkyv events by time), `spend` (per-day, per-key settled spend,
-//! written in the same batch as the events) and `meta` (admin token hash).
+//! written in the same batch as the events), `views` (per-day spend views
+//! kept by the compaction thread) and `meta` (admin token hash, view cursor).
 //! Only control-plane threads touch it; proxy cores never call fjall.
 
 use std::path::Path;
@@ -26,6 +27,8 @@ pub struct Store {
     pub audit: Keyspace,
     /// Spend by `day ‖ key_id`: u64 big-endian micro-dollars.
     pub spend: Keyspace,
+    /// Materialised spend views (see `views`).
+    pub views: Keyspace,
     /// Small settings.
     pub meta: Keyspace,
 }
@@ -62,7 +65,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
         let db = Database::builder(dir).worker_threads(1).open().map_err(err)?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(err);
-        Ok(Store { keys: ks("keys")?, audit: ks("audit")?, spend: ks("spend")?, meta: ks("meta")?, db })
+        Ok(Store { keys: ks("keys")?, audit: ks("audit")?, spend: ks("spend")?, views: ks("views")?, meta: ks("meta")?, db })
     }
 
     /// Writes a key record durably (fsync) before returning.

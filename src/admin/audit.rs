@@ -1,11 +1,13 @@
 //! `GET /v1/audit`: audit events filtered by key, label prefix, vendor,
-//! decision, kind and time, oldest first, with a cursor for the next page.
+//! decision, kind and time, oldest first, with a cursor for the next page;
+//! `GET /v1/audit/export` streams the same selection as NDJSON or CSV.
 
 use std::collections::HashMap;
 
 use serde_json::json;
 
-use super::{AdminState, Reply};
+use super::{AdminState, Body, Reply};
+use crate::audit::export::{export_stream, ExportFormat};
 use crate::audit::query::{parse_cursor, run, AuditQuery};
 use crate::audit::{Decision, EventKind};
 use crate::clock;
@@ -32,6 +34,25 @@ pub fn query(state: &AdminState, q: &HashMap<String, String>) -> Result<Reply, R
     let (events, next) = run(&state.store, &aq).map_err(Refusal::internal)?;
     let data: Vec<_> = events.iter().map(|e| e.view()).collect();
     Ok(Reply::json(200, &json!({ "data": data, "count": data.len(), "next_cursor": next })))
+}
+
+/// `GET /v1/audit/export?format=ndjson|csv&…`: every matching event,
+/// streamed in log order without holding the range in memory.
+///
+/// # Errors
+/// 400 for bad parameters.
+pub fn export(state: &AdminState, q: &HashMap<String, String>) -> Result<Reply, Refusal> {
+    let format = match q.get("format").map(String::as_str).unwrap_or("ndjson") {
+        "ndjson" => ExportFormat::Ndjson,
+        "csv" => ExportFormat::Csv,
+        other => return Err(Refusal::bad_request("invalid_parameter", format!("format: expected ndjson or csv, got {other:?}"))),
+    };
+    let aq = filters(q, usize::MAX)?;
+    let content_type = match format {
+        ExportFormat::Ndjson => "application/x-ndjson",
+        ExportFormat::Csv => "text/csv",
+    };
+    Ok(Reply { status: 200, content_type, body: Body::Stream(export_stream(&state.store, aq, format)) })
 }
 
 /// The filters shared by `/v1/audit` and `/v1/audit/export`.

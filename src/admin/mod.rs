@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod spend;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,18 @@ pub struct AdminState {
     pub audit: AuditSink,
 }
 
+/// A streamed body: pieces produced lazily (an error ends the stream early,
+/// which the client sees as a truncated chunked transfer).
+pub type BodyStream = Box<dyn Iterator<Item = Result<Vec<u8>, String>>>;
+
+/// An admin answer body.
+pub enum Body {
+    /// Sent with a Content-Length.
+    Full(Vec<u8>),
+    /// Sent chunked as it is produced, never held whole.
+    Stream(BodyStream),
+}
+
 /// An admin answer.
 pub struct Reply {
     /// Status.
@@ -47,18 +60,58 @@ pub struct Reply {
     /// Content type.
     pub content_type: &'static str,
     /// Body.
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, v: &Value) -> Reply {
-        Reply { status, content_type: "application/json", body: serde_json::to_vec(v).unwrap_or_default() }
+        Reply { status, content_type: "application/json", body: Body::Full(serde_json::to_vec(v).unwrap_or_default()) }
     }
 
     fn refusal(r: &Refusal) -> Reply {
-        Reply { status: r.status, content_type: "application/json", body: r.body("") }
+        Reply { status: r.status, content_type: "application/json", body: Body::Full(r.body("")) }
     }
+}
+
+const STREAM_PIECE: usize = 64 * 1024;
+
+/// Writes a reply; returns whether the connection may continue.
+async fn write_reply(conn: &mut Conn<TcpStream>, reply: Reply, keep: bool) -> bool {
+    match reply.body {
+        Body::Full(body) => conn.write_all(simple_response(reply.status, reply.content_type, &[], &body, keep)).await.is_ok() && keep,
+        Body::Stream(pieces) => {
+            let headers = [("content-type".to_string(), reply.content_type.as_bytes().to_vec())];
+            let head = crate::http1::conn::encode_response_head(reply.status, crate::http1::conn::reason_phrase(reply.status), &headers, None, keep);
+            if conn.write_all(head).await.is_err() {
+                return false;
+            }
+            let mut buf = Vec::with_capacity(STREAM_PIECE + 1024);
+            for piece in pieces {
+                match piece {
+                    Ok(p) => buf.extend_from_slice(&p),
+                    Err(e) => {
+                        tracing::error!(error = %e, "export stream failed");
+                        return false;
+                    }
+                }
+                if buf.len() >= STREAM_PIECE && !write_chunk(conn, &mut buf).await {
+                    return false;
+                }
+            }
+            write_chunk(conn, &mut buf).await && conn.write_all(b"0\r\n\r\n".to_vec()).await.is_ok() && keep
+        }
+    }
+}
+
+async fn write_chunk(conn: &mut Conn<TcpStream>, buf: &mut Vec<u8>) -> bool {
+    if buf.is_empty() {
+        return true;
+    }
+    let mut out = format!("{:x}\r\n", buf.len()).into_bytes();
+    out.append(buf);
+    out.extend_from_slice(b"\r\n");
+    conn.write_all(out).await.is_ok()
 }
 
 /// Query-string parameters (last value wins).
@@ -104,7 +157,7 @@ async fn serve_conn(stream: TcpStream, state: Arc<AdminState>) {
             Err(_) => return,
         };
         let keep = head.keep_alive && reply.status != 413;
-        if conn.write_all(simple_response(reply.status, reply.content_type, &[], &reply.body, keep)).await.is_err() || !keep {
+        if !write_reply(&mut conn, reply, keep).await {
             return;
         }
     }
@@ -133,7 +186,9 @@ async fn dispatch(state: &AdminState, head: &RequestHead, body: &[u8]) -> Reply 
         ("GET", ["v1", "keys", id] | ["vault", "keys", id]) => keys::get(state, id).await,
         ("DELETE", ["v1", "keys", id] | ["vault", "keys", id]) => keys::revoke(state, id),
         ("GET", ["v1", "audit"]) => audit::query(state, &query_params(&head.target)),
-        (_, ["v1", "keys", ..] | ["vault", "keys", ..] | ["v1", "audit"]) => Err(Refusal::new(405, "method_not_allowed", crate::error::Source::Client, format!("{} is not supported on {path}", head.method))),
+        ("GET", ["v1", "audit", "export"]) => audit::export(state, &query_params(&head.target)),
+        ("GET", ["v1", "spend"]) => spend::query(state, &query_params(&head.target)),
+        (_, ["v1", "keys", ..] | ["vault", "keys", ..] | ["v1", "audit", ..] | ["v1", "spend"]) => Err(Refusal::new(405, "method_not_allowed", crate::error::Source::Client, format!("{} is not supported on {path}", head.method))),
         _ => Err(Refusal::new(404, "not_found", crate::error::Source::Client, format!("no admin route {path}"))),
     };
     result.unwrap_or_else(|r| Reply::refusal(&r))

@@ -3,6 +3,7 @@
 //! ([`writer`]), and time-range queries ([`query`]).
 
 pub mod event;
+pub mod export;
 pub mod query;
 pub mod writer;
 

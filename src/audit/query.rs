@@ -46,7 +46,7 @@ impl AuditQuery {
     }
 
     /// Matching events with their storage keys, lazily, in log order.
-    pub fn iter<'a>(&'a self, store: &Store) -> impl Iterator<Item = Result<([u8; 16], AuditEvent), String>> + 'a {
+    pub fn into_rows(self, store: &Store) -> impl Iterator<Item = Result<([u8; 16], AuditEvent), String>> + 'static {
         let start = match self.after {
             Some(k) => {
                 let (ts, seq) = parse_storage_key(&k).unwrap_or((0, 0));
@@ -87,7 +87,7 @@ pub fn parse_cursor(s: &str) -> Option<[u8; 16]> {
 pub fn run(store: &Store, q: &AuditQuery) -> Result<(Vec<AuditEvent>, Option<String>), String> {
     let mut out = Vec::new();
     let mut last = None;
-    for item in q.iter(store) {
+    for item in q.clone().into_rows(store) {
         let (key, ev) = item?;
         if out.len() == q.limit {
             return Ok((out, last.as_ref().map(cursor_string)));

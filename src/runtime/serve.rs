@@ -99,6 +99,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     }
 
     let (sink, _writer) = audit::writer::spawn(Arc::clone(&store), cfg.durability)?;
+    crate::views::spawn(Arc::clone(&store), cfg.retention_days)?;
 
     let workers = cfg.workers;
     let (mailboxes, inboxes) = ledger::mailbox::pairs(workers);
