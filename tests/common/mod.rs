@@ -85,6 +85,11 @@ impl Capgate {
         Capgate { child, proxy: proxy.expect("proxy addr"), admin: admin.expect("admin addr"), data_dir: data_dir.to_path_buf(), config: config.to_path_buf() }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the process (SIGKILL) and waits for it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
