@@ -193,3 +193,43 @@ mod tests {
         assert_eq!(decode(&bytes[..bytes.len() / 2]), None);
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// A version-1 event as stored on disk (`golden_v1.hex` holds
+    /// `encode(&fixture())` as written by version 1). Readers must keep
+    /// decoding it: change the layout only by adding a new version whose
+    /// decoder converts v1 records.
+    fn fixture() -> AuditEvent {
+        AuditEvent {
+            ts_ms: 1_795_459_781_460,
+            seq: 42,
+            request_id: "req_9526f1f5010000000000".into(),
+            kind: EventKind::Call as u8,
+            key_id: "key_52dcc216b6902fc5".into(),
+            label: "flowise/session-42".into(),
+            vendor: "demo".into(),
+            method: "POST".into(),
+            path: "/v1/payment_intents".into(),
+            status: 200,
+            decision: Decision::Allowed as u8,
+            code: String::new(),
+            reserved_micros: 30_000_000,
+            settled_micros: 30_000_000,
+            spend_delta: 0,
+            spend_day: 20_780,
+            calls_delta: 0,
+            latency_us: 465,
+            object_id: "pi_mock1".into(),
+        }
+    }
+
+    #[test]
+    fn version_1_bytes_still_decode() {
+        let hex = include_str!("golden_v1.hex").trim();
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        assert_eq!(decode(&bytes), Some(fixture()));
+    }
+}
