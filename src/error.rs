@@ -41,6 +41,30 @@ pub fn usd(micros: u64) -> f64 {
     micros as f64 / 1_000_000.0
 }
 
+/// Micro-dollars as text for messages: cents when exact, else up to six
+/// decimals (an SMS segment costs $0.0079, not "$0.01").
+pub fn usd_text(micros: u64) -> String {
+    if micros % 10_000 == 0 {
+        format!("${}.{:02}", micros / 1_000_000, (micros % 1_000_000) / 10_000)
+    } else {
+        let s = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+        format!("${}", s.trim_end_matches('0'))
+    }
+}
+
+/// The error-body shape a client's SDK understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// capgate's flat JSON (`"error": "<code>"`), for curl, requests, fetch.
+    Flat,
+    /// Stripe's `{"error": {"type", "code", "message"}}`.
+    Stripe,
+    /// OpenAI/Anthropic (Stainless) SDKs: `{"error": {"type", "code", "message"}}`.
+    Nested,
+    /// Flat, plus Resend's `name` and `statusCode`.
+    Resend,
+}
+
 impl Refusal {
     /// A refusal with no extra fields.
     pub fn new(status: u16, code: &'static str, source: Source, message: impl Into<String>) -> Self {
@@ -94,10 +118,10 @@ impl Refusal {
             "daily_cap_exceeded",
             Source::Policy,
             format!(
-                "This call (${:.2}) would exceed the vault key's daily cap of ${:.2}; ${:.2} already spent today (UTC).",
-                usd(cost),
-                usd(cap),
-                usd(spent)
+                "This call ({}) would exceed the vault key's daily cap of {}; {} already spent today (UTC).",
+                usd_text(cost),
+                usd_text(cap),
+                usd_text(spent)
             ),
         );
         r.retry_after = Some(retry_after);
@@ -123,7 +147,7 @@ impl Refusal {
             403,
             "per_call_limit_exceeded",
             Source::Policy,
-            format!("This call (${:.2}) is above the vault key's per-call limit of ${:.2}.", usd(cost), usd(max)),
+            format!("This call ({}) is above the vault key's per-call limit of {}.", usd_text(cost), usd_text(max)),
         )
     }
 
@@ -150,14 +174,41 @@ impl Refusal {
         Self::new(500, "internal_error", Source::Internal, message)
     }
 
-    /// The JSON answer body.
-    pub fn body(&self, request_id: &str) -> Vec<u8> {
+    /// The body in the shape the client's SDK reads, so the SDK raises its
+    /// own typed error (chosen by status) carrying capgate's message.
+    /// capgate's `code` and figures stay at the top level in every shape.
+    pub fn shaped_body(&self, shape: BodyShape, request_id: &str) -> Vec<u8> {
         let mut obj = Map::new();
-        obj.insert("error".into(), json!(self.code));
+        match shape {
+            BodyShape::Flat | BodyShape::Resend => {
+                obj.insert("error".into(), json!(self.code));
+                obj.insert("message".into(), json!(self.message));
+            }
+            BodyShape::Stripe | BodyShape::Nested => {
+                let kind = match (shape, self.status) {
+                    (_, s) if s >= 500 => "api_error",
+                    (BodyShape::Nested, 429) => "rate_limit_error",
+                    (BodyShape::Nested, 401) => "authentication_error",
+                    (BodyShape::Nested, 403) => "permission_error",
+                    _ => "invalid_request_error",
+                };
+                obj.insert("error".into(), json!({"type": kind, "code": self.code, "message": self.message, "param": self.extra.get("param")}));
+                obj.insert("capgate_error".into(), json!(self.code));
+            }
+        }
         obj.insert("code".into(), json!(self.code));
-        obj.insert("message".into(), json!(self.message));
         for (k, v) in &self.extra {
             obj.insert(k.clone(), v.clone());
+        }
+        if shape == BodyShape::Resend {
+            let name = match self.status {
+                429 => "rate_limit_exceeded",
+                401 | 403 => "invalid_api_key",
+                400 | 413 => "validation_error",
+                _ => "application_error",
+            };
+            obj.insert("name".into(), json!(name));
+            obj.insert("statusCode".into(), json!(self.status));
         }
         if !request_id.is_empty() {
             obj.insert("request_id".into(), json!(request_id));
@@ -165,22 +216,9 @@ impl Refusal {
         serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
     }
 
-    /// The body in Stripe's error shape, for Stripe SDK clients: the SDK
-    /// raises its own typed error (by status) with capgate's message, and
-    /// capgate's `code` and figures stay at the top level.
-    pub fn stripe_body(&self, request_id: &str) -> Vec<u8> {
-        let mut obj = Map::new();
-        let kind = if self.status >= 500 { "api_error" } else { "invalid_request_error" };
-        obj.insert("error".into(), json!({"type": kind, "code": self.code, "message": self.message}));
-        obj.insert("code".into(), json!(self.code));
-        for (k, v) in &self.extra {
-            obj.insert(k.clone(), v.clone());
-        }
-        obj.insert("capgate_error".into(), json!(self.code));
-        if !request_id.is_empty() {
-            obj.insert("request_id".into(), json!(request_id));
-        }
-        serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
+    /// The flat JSON answer body.
+    pub fn body(&self, request_id: &str) -> Vec<u8> {
+        self.shaped_body(BodyShape::Flat, request_id)
     }
 }
 
@@ -198,5 +236,27 @@ mod tests {
         assert_eq!(v["daily_usd_cap"], 200.0);
         assert_eq!(v["spent_today_usd"], 150.0);
         assert_eq!(v["request_id"], "req_1");
+        assert!(v["message"].as_str().unwrap().contains("$60.00"));
+    }
+
+    #[test]
+    fn small_amounts_keep_their_decimals() {
+        assert_eq!(usd_text(7_900), "$0.0079");
+        assert_eq!(usd_text(19_990_000), "$19.99");
+        assert_eq!(usd_text(3), "$0.000003");
+        assert_eq!(usd_text(0), "$0.00");
+    }
+
+    #[test]
+    fn sdk_shapes_nest_the_error_and_keep_capgate_fields() {
+        let r = Refusal::cap_exceeded(1_000_000, 0, 2_000_000, 5);
+        for shape in [BodyShape::Stripe, BodyShape::Nested] {
+            let v: Value = serde_json::from_slice(&r.shaped_body(shape, "")).unwrap();
+            assert_eq!(v["error"]["code"], "daily_cap_exceeded");
+            assert!(v["error"]["message"].as_str().unwrap().contains("cap"));
+            assert_eq!(v["code"], "cap_exhausted");
+        }
+        let v: Value = serde_json::from_slice(&r.shaped_body(BodyShape::Resend, "")).unwrap();
+        assert_eq!((v["error"].as_str(), v["name"].as_str(), v["statusCode"].as_u64()), (Some("daily_cap_exceeded"), Some("rate_limit_exceeded"), Some(429)));
     }
 }

@@ -7,13 +7,15 @@
 //! the pure [`policy`] and [`pricing`] modules and the per-core [`ledger`].
 //! Control plane (own threads): [`admin`] (keys and audit HTTP API),
 //! [`audit`] (event schema, group-commit writer, queries), [`views`]
-//! (compaction thread: spend views, retention) over [`store`].
+//! (compaction thread: spend views, retention) over [`store`]. Tooling:
+//! [`mock`] (the demo/test vendor) and [`bench`] (the load harness).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod admin;
 pub mod audit;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -39,6 +39,72 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Capacity-planning load harness: capgate vs direct vs nginx, side by side.
+    Bench {
+        /// Target a running capgate proxy instead of starting one.
+        #[arg(long)]
+        target: Option<std::net::SocketAddr>,
+        /// Admin address of the targeted capgate (to issue keys; needs CAPGATE_ADMIN_TOKEN).
+        #[arg(long)]
+        target_admin: Option<std::net::SocketAddr>,
+        /// Vault keys to issue.
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        /// Tenants the keys are spread over.
+        #[arg(long, default_value_t = 10)]
+        tenants: usize,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Measured seconds per target.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Zipf exponent of the key distribution (0 = uniform).
+        #[arg(long, default_value_t = 1.0)]
+        zipf: f64,
+        /// Mix weights "charges,gets,llm,refused".
+        #[arg(long, default_value = "100,0,0,0")]
+        mix: String,
+        /// Pace to this many requests/s in total (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// capgate (and nginx) workers; 0 = all cores.
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Per-core figures: proxy pinned to core 0, mock and generator to the rest.
+        #[arg(long)]
+        pin: bool,
+        /// Audit durability of the started capgate: sync or interval.
+        #[arg(long, default_value = "sync")]
+        durability: String,
+        /// monoio driver of the started capgate: auto, iouring or epoll.
+        #[arg(long, default_value = "auto")]
+        driver: String,
+        /// Skip the nginx comparison.
+        #[arg(long)]
+        no_nginx: bool,
+        /// Generator threads (0 = the cores not given to the proxy).
+        #[arg(long, default_value_t = 0)]
+        generator_threads: usize,
+        /// Daily cap per key in USD (charges cost $0.50).
+        #[arg(long, default_value_t = 50.0)]
+        cap_usd: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the built-in mock vendor on its own (demo and bench upstream).
+    MockVendor {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Credential the mock requires (Bearer, x-api-key or Basic password).
+        #[arg(long)]
+        credential: Option<String>,
+    },
     /// Read the audit log of a data dir (while capgate is stopped; use the
     /// admin API's /v1/audit/export on a running server).
     Audit {
@@ -100,6 +166,50 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::MockVendor { listen, workers, credential } => match capgate::mock::MockVendor::start_with(listen, credential, workers, false) {
+            Ok(m) => {
+                println!("capgate: mock vendor on http://{}", m.addr);
+                loop {
+                    std::thread::park();
+                }
+            }
+            Err(e) => {
+                eprintln!("capgate: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Bench { target, target_admin, keys, tenants, connections, duration, zipf, mix, rate, workers, pin, durability, driver, no_nginx, generator_threads, cap_usd, json } => {
+            let weights: Vec<u32> = mix.split(',').filter_map(|w| w.trim().parse().ok()).collect();
+            let [c, g, l, r] = weights.as_slice() else {
+                eprintln!("capgate: --mix takes four weights: charges,gets,llm,refused");
+                return ExitCode::from(2);
+            };
+            let args = capgate::bench::BenchArgs {
+                target,
+                target_admin,
+                keys,
+                tenants,
+                connections,
+                duration: std::time::Duration::from_secs_f64(duration.max(1.0)),
+                zipf,
+                mix: [*c, *g, *l, *r],
+                rate,
+                workers,
+                pin,
+                durability,
+                driver,
+                no_nginx,
+                generator_threads,
+                cap_usd,
+            };
+            match capgate::bench::run(&args, json) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("capgate bench: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Audit { command: AuditCommand::Export { data_dir, format, since, until, label_prefix, key_id } } => match audit_export(&data_dir, &format, since, until, label_prefix, key_id) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

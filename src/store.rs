@@ -78,6 +78,19 @@ impl Store {
         self.db.persist(PersistMode::SyncAll).map_err(err)
     }
 
+    /// Writes many key records with one fsync.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn put_keys(&self, recs: &[KeyRecord]) -> StoreResult<()> {
+        let mut b = self.db.batch();
+        for rec in recs {
+            b.insert(&self.keys, rec.id.as_bytes().to_vec(), serde_json::to_vec(rec).map_err(err)?);
+        }
+        b.commit().map_err(err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(err)
+    }
+
     /// Every stored key record.
     ///
     /// # Errors

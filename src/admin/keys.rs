@@ -47,6 +47,45 @@ pub fn create(state: &AdminState, body: &[u8]) -> Result<Reply, Refusal> {
     Ok(Reply::json(201, &v))
 }
 
+/// Most keys one batch may issue.
+pub const MAX_BATCH: usize = 10_000;
+
+/// `POST /v1/keys/batch`: a JSON array of key bodies (as for
+/// `POST /v1/keys`), issued all or nothing with one fsync. For fleets that
+/// pre-issue keys, and the bench harness.
+///
+/// # Errors
+/// 400 naming the entry and field; 500 if the store fails.
+pub fn create_batch(state: &AdminState, body: &[u8]) -> Result<Reply, Refusal> {
+    let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| Refusal::bad_request("invalid_json", format!("body must be a JSON array of key requests: {e}")))?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(Refusal::bad_request("invalid_field", format!("batch: 1 to {MAX_BATCH} keys per request")));
+    }
+    let now = clock::now_ms();
+    let mut new = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let bytes = serde_json::to_vec(item).unwrap_or_default();
+        let k = build_key(&bytes, |v| state.vendors.get(v).is_some(), now).map_err(|mut r| {
+            r.message = format!("[{i}] {}", r.message);
+            r
+        })?;
+        new.push(k);
+    }
+    let records: Vec<_> = new.iter().map(|k| k.key.to_record()).collect();
+    state.store.put_keys(&records).map_err(Refusal::internal)?;
+    let data: Vec<Value> = new
+        .into_iter()
+        .map(|k| {
+            let mut v = key_json(&k.key);
+            v["token"] = json!(k.token);
+            state.registry.put(k.key);
+            v
+        })
+        .collect();
+    tracing::info!(count = data.len(), "vault keys issued in a batch");
+    Ok(Reply::json(201, &json!({ "data": data, "count": data.len() })))
+}
+
 /// `GET /v1/keys?label_prefix=`.
 ///
 /// # Errors

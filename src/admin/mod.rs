@@ -119,7 +119,7 @@ pub fn query_params(target: &str) -> HashMap<String, String> {
     target.split_once('?').map(|(_, q)| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
-const LIMITS: Limits = Limits { max_head_bytes: 16 * 1024, max_headers: 64, max_body_bytes: 1024 * 1024 };
+const LIMITS: Limits = Limits { max_head_bytes: 16 * 1024, max_headers: 64, max_body_bytes: 8 * 1024 * 1024 };
 
 /// Serves the admin API on `listener` until the process exits.
 pub async fn serve(listener: std::net::TcpListener, state: Arc<AdminState>) {
@@ -182,6 +182,7 @@ async fn dispatch(state: &AdminState, head: &RequestHead, body: &[u8]) -> Reply 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let result = match (head.method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "keys"] | ["vault", "keys"]) => keys::create(state, body),
+        ("POST", ["v1", "keys", "batch"]) => keys::create_batch(state, body),
         ("GET", ["v1", "keys"] | ["vault", "keys"]) => keys::list(state, &query_params(&head.target)),
         ("GET", ["v1", "keys", id] | ["vault", "keys", id]) => keys::get(state, id).await,
         ("DELETE", ["v1", "keys", id] | ["vault", "keys", id]) => keys::revoke(state, id),

@@ -14,7 +14,7 @@ use super::route::{self, Route};
 use super::upstream::{self, Failure, UpConn};
 use crate::audit::{AuditEvent, Decision, Durability, EventKind};
 use crate::clock;
-use crate::error::{Refusal, Source};
+use crate::error::{BodyShape, Refusal, Source};
 use crate::http1::conn::{encode_response_head, simple_response};
 use crate::http1::head::header;
 use crate::http1::{BodyError, Conn, Framing, RequestHead};
@@ -39,22 +39,17 @@ struct Plan {
 /// at the end) when settling; a longer answer keeps its reservation.
 const USAGE_CAPTURE: usize = 4 * 1024 * 1024;
 
-/// How a refusal body is shaped for this client.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// capgate's flat JSON.
-    Flat,
-    /// Stripe's `{"error": {...}}` (official Stripe SDKs).
-    Stripe,
-}
-
-fn shape_for(head: &RequestHead) -> Shape {
-    let stripe_sdk = header(&head.headers, "x-stripe-client-user-agent").is_some()
-        || header(&head.headers, "user-agent").is_some_and(|ua| ua.starts_with(b"Stripe/"));
-    if stripe_sdk {
-        Shape::Stripe
+/// The refusal body shape this client's SDK understands, from the headers
+/// the official SDKs send.
+fn shape_for(head: &RequestHead) -> BodyShape {
+    let has = |n: &str| header(&head.headers, n).is_some();
+    let ua = header(&head.headers, "user-agent").unwrap_or(b"");
+    if has("x-stripe-client-user-agent") || ua.starts_with(b"Stripe/") {
+        BodyShape::Stripe
+    } else if has("x-stainless-lang") {
+        BodyShape::Nested
     } else {
-        Shape::Flat
+        BodyShape::Flat
     }
 }
 
@@ -197,7 +192,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Reserve, forward, record, relay, settle.
-async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: Shape) -> bool {
+async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: BodyShape) -> bool {
     let shared = &ctx.shared;
     let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
     let day = ev.spend_day;
@@ -413,7 +408,7 @@ fn peek_object_id(conn: &UpConn) -> String {
 
 /// Answers a refusal (never forwarded) and audits it. Returns whether the
 /// connection may continue.
-async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, shape: Shape, keep_alive: bool) -> bool {
+async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent, r: &Refusal, shape: BodyShape, keep_alive: bool) -> bool {
     ev.status = r.status;
     ev.decision = Decision::Refused as u8;
     ev.code = r.code.to_string();
@@ -429,10 +424,13 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
         headers.push(("retry-after".to_string(), secs.to_string().into_bytes()));
     }
     ctx.shared.audit.append(ev.clone());
-    let body = match shape {
-        Shape::Flat => r.body(&ev.request_id),
-        Shape::Stripe => r.stripe_body(&ev.request_id),
-    };
+    // Resend's SDK is recognised by route: it sends no telltale header.
+    let resend_route = ctx.shared.vendors.get(&ev.vendor).is_some_and(|v| v.kind == VendorKind::Resend);
+    let shape = if shape == BodyShape::Flat && resend_route { BodyShape::Resend } else { shape };
+    if shape == BodyShape::Stripe {
+        headers.push(("request-id".to_string(), ev.request_id.clone().into_bytes()));
+    }
+    let body = r.shaped_body(shape, &ev.request_id);
     client.write_all(simple_response(r.status, "application/json", &headers, &body, keep_alive)).await.is_ok() && keep_alive
 }
 

@@ -1,0 +1,102 @@
+//! Process accounting for the bench: CPU seconds and peak RSS of a process
+//! tree (capgate, or nginx's master and workers) read from /proc, and
+//! CPU pinning with `taskset`.
+
+use std::process::{Child, Command};
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+}
+
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = s.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_string).collect())
+}
+
+/// Every pid in the tree rooted at `root`.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
+                    // fields after ')': state, ppid, ...
+                    if stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok())) == Some(parent) && !out.contains(&pid) {
+                        out.push(pid);
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CPU seconds (user + system) used by a process tree so far.
+pub fn cpu_secs(root: u32) -> f64 {
+    let hz = clock_ticks();
+    tree(root)
+        .into_iter()
+        .filter_map(stat_fields)
+        .map(|f| {
+            let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            (t(11) + t(12)) / hz
+        })
+        .sum()
+}
+
+/// CPU seconds used by this process so far.
+pub fn self_cpu_secs() -> f64 {
+    cpu_secs_of_self()
+}
+
+fn cpu_secs_of_self() -> f64 {
+    let hz = clock_ticks();
+    stat_fields(std::process::id()).map_or(0.0, |f| {
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / hz
+    })
+}
+
+/// Peak resident memory (VmHWM) of a process tree, KiB (summed).
+pub fn peak_rss_kib(root: u32) -> u64 {
+    tree(root).into_iter().map(|p| status_kib(p, "VmHWM:")).sum()
+}
+
+/// Current resident memory (VmRSS) of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A command, prefixed with `taskset -c <cpus>` when pinning.
+pub fn pinned(program: &str, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", c, program]);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Pins every thread of this process (and threads it starts later).
+pub fn pin_self(cpus: &str) {
+    let _ = Command::new("taskset").args(["-a", "-p", "-c", cpus, &std::process::id().to_string()]).output();
+}
+
+/// Kills and reaps a child.
+pub fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
