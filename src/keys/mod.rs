@@ -25,8 +25,9 @@ pub struct VaultKey {
     pub label: String,
     /// Daily cap in micro-dollars (UTC day).
     pub cap_micros: u64,
-    /// Parsed allowlist.
-    pub allowed: Allowlist,
+    /// Parsed allowlist, shared by every key with the same entries (the
+    /// registry interns it: fleets issue millions of keys from a few policies).
+    pub allowed: std::sync::Arc<Allowlist>,
     /// Creation time, Unix ms.
     pub created_ms: u64,
     /// Expiry, Unix ms.
@@ -97,7 +98,7 @@ impl VaultKey {
             vendor: r.vendor.clone(),
             label: r.label.clone(),
             cap_micros: r.cap_micros,
-            allowed,
+            allowed: std::sync::Arc::new(allowed),
             created_ms: r.created_ms,
             expires_ms: r.expires_ms,
             revoked_ms: r.revoked_ms,

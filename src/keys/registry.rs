@@ -13,6 +13,8 @@ use super::{token, VaultKey};
 pub struct KeyRegistry {
     by_hash: DashMap<[u8; 32], Arc<VaultKey>>,
     by_id: DashMap<String, [u8; 32]>,
+    /// One shared allowlist per distinct entry list.
+    allowlists: DashMap<Vec<String>, Arc<crate::policy::Allowlist>>,
 }
 
 impl KeyRegistry {
@@ -22,7 +24,9 @@ impl KeyRegistry {
     }
 
     /// Adds or replaces a key.
-    pub fn put(&self, key: VaultKey) {
+    pub fn put(&self, mut key: VaultKey) {
+        let entries = key.allowed.entries();
+        key.allowed = Arc::clone(self.allowlists.entry(entries).or_insert_with(|| Arc::clone(&key.allowed)).value());
         self.by_id.insert(key.id.clone(), key.token_hash);
         self.by_hash.insert(key.token_hash, Arc::new(key));
     }

@@ -167,7 +167,7 @@ pub fn build_key(body: &[u8], vendor_known: impl Fn(&str) -> bool, now_ms: u64) 
         vendor,
         label,
         cap_micros,
-        allowed,
+        allowed: std::sync::Arc::new(allowed),
         created_ms: now_ms,
         expires_ms: now_ms.saturating_add(expires.as_millis() as u64),
         revoked_ms: None,

@@ -280,8 +280,10 @@ pub fn spawn(store: Arc<Store>, retention_days: u32) -> Result<std::thread::Join
         .spawn(move || {
             let mut last_retention: Option<Instant> = None;
             loop {
-                match catch_up(&store, 50_000) {
-                    Ok(0) => std::thread::sleep(Duration::from_millis(100)),
+                // Folding less often aggregates more events per view row per
+                // pass (fewer reads and writes); views lag by at most ~0.5 s.
+                match catch_up(&store, 200_000) {
+                    Ok(n) if n < 200_000 => std::thread::sleep(Duration::from_millis(500)),
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "spend views could not be updated");
