@@ -46,20 +46,10 @@ fn max_tokens(params: &Params) -> Result<u64, PriceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::{quote as price, ModelPrice, PriceTable, VendorKind};
+    use crate::pricing::{ModelPrice, VendorKind};
 
     fn run(path: &str, body: &str) -> Result<Quote, PriceError> {
-        let prices = PriceTable::default().compile().unwrap();
-        let req = PriceRequest {
-            vendor: VendorKind::Anthropic,
-            method: "POST",
-            path,
-            query: "",
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        };
-        let params = Params::parse(req.query, req.content_type, req.body)?;
-        price(&req, &params, &prices)
+        crate::pricing::quote_json(VendorKind::Anthropic, path, body)
     }
 
     /// Default claude-sonnet-4: $3 in, $15 out, $0.30 cache read, $3.75 cache write per M.

@@ -164,6 +164,15 @@ pub fn quote(
     Ok(listed.unwrap_or_else(|| route::extra_quote(req, &prices.extra)))
 }
 
+/// Test helper: prices a JSON POST with the shipped tables.
+#[cfg(test)]
+pub(crate) fn quote_json(vendor: VendorKind, path: &str, body: &str) -> Result<Quote, PriceError> {
+    let prices = PriceTable::default().compile().map_err(|_| PriceError::BadBody)?;
+    let req = PriceRequest { vendor, method: "POST", path, query: "", content_type: Some("application/json"), body: body.as_bytes() };
+    let params = Params::parse(req.query, req.content_type, req.body)?;
+    quote(&req, &params, &prices)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,20 +113,10 @@ pub fn add_include_usage(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::{quote as price, ModelPrice, PriceTable, VendorKind};
+    use crate::pricing::{ModelPrice, VendorKind};
 
     fn run(path: &str, body: &str) -> Result<Quote, PriceError> {
-        let prices = PriceTable::default().compile().unwrap();
-        let req = PriceRequest {
-            vendor: VendorKind::OpenAi,
-            method: "POST",
-            path,
-            query: "",
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        };
-        let params = Params::parse(req.query, req.content_type, req.body)?;
-        price(&req, &params, &prices)
+        crate::pricing::quote_json(VendorKind::OpenAi, path, body)
     }
 
     /// Default gpt-4o: $2.50 in (cached $1.25), $10 out per M.

@@ -85,20 +85,10 @@ fn addresses_in(value: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::{quote as price, PriceTable, VendorKind};
+    use crate::pricing::VendorKind;
 
     fn run(path: &str, body: &str) -> Result<u64, PriceError> {
-        let prices = PriceTable::default().compile().unwrap();
-        let req = PriceRequest {
-            vendor: VendorKind::Resend,
-            method: "POST",
-            path,
-            query: "",
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        };
-        let params = Params::parse(req.query, req.content_type, req.body)?;
-        price(&req, &params, &prices).map(|q| q.reserve_micros)
+        crate::pricing::quote_json(VendorKind::Resend, path, body).map(|q| q.reserve_micros)
     }
 
     #[test]
