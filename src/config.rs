@@ -76,6 +76,7 @@ struct VendorSection {
     auth: Option<AuthStyle>,
     credential_env: Option<String>,
     account_sid_env: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Which monoio driver the workers use.
@@ -115,6 +116,8 @@ pub struct VendorSpec {
     pub credential_env: Option<String>,
     /// Env var holding the Twilio account SID.
     pub account_sid_env: Option<String>,
+    /// Extra PEM root certificates to trust for this upstream (private CAs).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl VendorSpec {
@@ -258,6 +261,7 @@ impl Config {
                 auth: v.auth.unwrap_or(AuthStyle::Bearer),
                 credential_env: v.credential_env,
                 account_sid_env: v.account_sid_env,
+                ca_file: v.ca_file,
             });
         }
         let prices = f.pricing;

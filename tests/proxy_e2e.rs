@@ -217,3 +217,46 @@ fn paths_without_a_vendor_prefix_go_to_the_keys_vendor() {
     let (s, _, _) = form_call(&cg.proxy_url("/v1/refunds"), &token, "charge=ch_1");
     assert_eq!(s, 403);
 }
+
+#[test]
+fn https_upstreams_are_reached_over_tls() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let mock = MockVendor::start_tls("127.0.0.1:0".parse().unwrap(), Some(REAL_SECRET.to_string()), &cert.cert.pem(), &cert.signing_key.serialize_pem()).unwrap();
+    let dir = tempdir();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let plain = common::mock();
+    let extra = format!("[vendors.tlsvendor]\nkind = \"stripe\"\nupstream = \"https://localhost:{}\"\ncredential_env = \"CAPGATE_TEST_SECRET\"\nca_file = \"{}\"\n", mock.addr.port(), ca.display());
+    let cg = Capgate::start(&config_for(&plain, &extra), &dir.path().join("data"));
+    let (id, token) = cg.issue(json!({"vendor": "tlsvendor", "daily_usd_cap": 10, "allowed_endpoints": ["POST /v1/charges"]}));
+    for cents in [150, 160] {
+        let (s, v, _) = form_call(&cg.proxy_url("/tlsvendor/v1/charges"), &token, &format!("amount={cents}&currency=usd"));
+        assert_eq!(s, 200, "{v}");
+    }
+    let rec = mock.recorded();
+    assert_eq!(rec.len(), 2, "both calls arrived over TLS (the second on a pooled connection)");
+    assert_eq!(rec[0].header("authorization").unwrap(), format!("Bearer {REAL_SECRET}"));
+    assert_eq!(rec[0].header("host").unwrap(), format!("localhost:{}", mock.addr.port()));
+    assert_eq!(cg.key(&id)["spent_today_usd"], 3.1);
+    // An upstream whose certificate is not trusted is refused before anything is sent.
+    let untrusted = format!("[vendors.badtls]\nkind = \"stripe\"\nupstream = \"https://localhost:{}\"\ncredential_env = \"CAPGATE_TEST_SECRET\"\n", mock.addr.port());
+    drop(cg);
+    let cg = Capgate::start(&config_for(&plain, &untrusted), &dir.path().join("data2"));
+    let (id, token) = cg.issue(json!({"vendor": "badtls", "daily_usd_cap": 10, "allowed_endpoints": ["POST /v1/charges"]}));
+    let (s, v, _) = form_call(&cg.proxy_url("/badtls/v1/charges"), &token, "amount=100&currency=usd");
+    assert_eq!((s, v["error"].as_str()), (502, Some("upstream_unavailable")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("TLS"), "{v}");
+    assert_eq!(cg.key(&id)["spent_today_usd"], 0.0);
+    assert_eq!(mock.count(), 2);
+}
+
+#[test]
+fn a_vendor_too_slow_to_answer_is_504_and_keeps_the_reservation() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, "[proxy]\nresponse_timeout_ms = 300\n"), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(10.0, "t/slow");
+    let (s, v, _) = form_call_with(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=250&currency=usd", &[("x-mock-delay-ms", "2000")]);
+    assert_eq!((s, v["error"].as_str()), (504, Some("upstream_timeout")), "{v}");
+    assert_eq!(cg.key(&id)["spent_today_usd"], 2.5);
+}

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 
 use crate::config::Driver;
 use crate::http1::conn::simple_response;
@@ -65,6 +64,24 @@ impl MockVendor {
     /// # Errors
     /// When the address cannot be bound.
     pub fn start_with(addr: SocketAddr, credential: Option<String>, workers: usize, record: bool) -> Result<MockVendor, String> {
+        Self::start_inner(addr, credential, workers, record, None)
+    }
+
+    /// A mock that speaks TLS with the given PEM certificate chain and key
+    /// (tests of capgate's upstream TLS).
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the certificate is unusable.
+    pub fn start_tls(addr: SocketAddr, credential: Option<String>, cert_pem: &str, key_pem: &str) -> Result<MockVendor, String> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| format!("mock cert: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("mock key: {e}"))?;
+        let cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| format!("mock TLS: {e}"))?;
+        Self::start_inner(addr, credential, 1, true, Some(Arc::new(cfg)))
+    }
+
+    fn start_inner(addr: SocketAddr, credential: Option<String>, workers: usize, record: bool, tls: Option<Arc<rustls::ServerConfig>>) -> Result<MockVendor, String> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let listeners = crate::runtime::bind_reuseport(addr, workers)?;
         let bound = listeners.first().and_then(|l| l.local_addr().ok()).ok_or("mock: no listener")?;
@@ -72,12 +89,26 @@ impl MockVendor {
         for (i, l) in listeners.into_iter().enumerate() {
             let log = record.then(|| Arc::clone(&log));
             let cred = Arc::clone(&cred);
+            let tls = tls.clone();
             crate::runtime::spawn_runtime_thread(format!("capgate-mock-{i}"), Driver::Epoll, move || async move {
                 let Ok(listener) = monoio::net::TcpListener::from_std(l) else { return };
+                let acceptor = tls.map(monoio_rustls::TlsAcceptor::from);
                 loop {
                     if let Ok((s, _)) = listener.accept().await {
                         let _ = s.set_nodelay(true);
-                        monoio::spawn(serve(s, log.clone(), Arc::clone(&cred)));
+                        let (log, cred) = (log.clone(), Arc::clone(&cred));
+                        match acceptor.clone() {
+                            Some(a) => {
+                                monoio::spawn(async move {
+                                    if let Ok(tls) = a.accept(s).await {
+                                        serve(Conn::new(tls), log, cred).await;
+                                    }
+                                });
+                            }
+                            None => {
+                                monoio::spawn(serve(Conn::new(s), log, cred));
+                            }
+                        }
                     }
                 }
             })?;
@@ -107,8 +138,7 @@ fn credential_ok(headers: &[(String, Vec<u8>)], expected: &str) -> bool {
         })
 }
 
-async fn serve(stream: TcpStream, log: Option<Arc<Mutex<Vec<Recorded>>>>, cred: Arc<Option<String>>) {
-    let mut conn = Conn::new(stream);
+async fn serve<S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent>(mut conn: Conn<S>, log: Option<Arc<Mutex<Vec<Recorded>>>>, cred: Arc<Option<String>>) {
     let limits = Limits { max_body_bytes: 8 << 20, ..Limits::default() };
     loop {
         let Ok(Some(head)) = conn.read_request_head(&limits, Duration::from_secs(120)).await else { return };

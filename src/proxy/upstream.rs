@@ -70,12 +70,19 @@ impl Pool {
 /// A message when no address is known, the connect or TLS handshake fails,
 /// or the timeout passes.
 pub async fn connect(vendor: &Vendor, addrs: &[SocketAddr], tls: &Arc<rustls::ClientConfig>, timeout: Duration) -> Result<UpConn, String> {
-    let addr = *addrs.first().ok_or_else(|| format!("no address known for {}", vendor.upstream.host))?;
-    let tcp = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("connect to {} failed: {e}", vendor.upstream.authority())),
-        Err(_) => return Err(format!("connect to {} timed out", vendor.upstream.authority())),
-    };
+    let mut last = format!("no address known for {}", vendor.upstream.host);
+    let mut tcp = None;
+    for addr in addrs {
+        match monoio::time::timeout(timeout, TcpStream::connect_addr(*addr)).await {
+            Ok(Ok(s)) => {
+                tcp = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = format!("connect to {} ({addr}) failed: {e}", vendor.upstream.authority()),
+            Err(_) => last = format!("connect to {} ({addr}) timed out", vendor.upstream.authority()),
+        }
+    }
+    let tcp = tcp.ok_or(last)?;
     let _ = tcp.set_nodelay(true);
     if !vendor.upstream.tls {
         return Ok(UpConn::Plain(Conn::new(tcp)));

@@ -113,6 +113,16 @@ pub fn start(cfg: Config) -> Result<Running, String> {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for v in &cfg.vendors {
+        if let Some(path) = &v.ca_file {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("vendors.{}.ca_file: cannot read {}: {e}", v.name, path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("vendors.{}.ca_file: {e}", v.name))?;
+                roots.add(cert).map_err(|e| format!("vendors.{}.ca_file: {e}", v.name))?;
+            }
+        }
+    }
     let mut tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
 
