@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use fjall::PersistMode;
 use futures_channel::oneshot;
 
@@ -67,6 +67,8 @@ impl AuditSink {
 }
 
 const MAX_BATCH: usize = 4096;
+/// How often an interval-mode writer looks for new events.
+const POLL: Duration = Duration::from_millis(1);
 
 /// Starts the writer thread. It exits (after a final fsync) once every
 /// sink clone is dropped.
@@ -123,18 +125,24 @@ impl Writer {
     }
 
     fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
-        let tick = match self.durability {
-            Durability::Sync => Duration::from_secs(3600),
-            Durability::Interval(d) => d,
-        };
         loop {
-            let first = match rx.recv_timeout(tick) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.sync_if_due(healthy, true);
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
+            let first = match self.durability {
+                // Waiters are acknowledged per batch: block until work comes.
+                Durability::Sync => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                // Nobody waits: poll every millisecond instead of being woken
+                // per event, so appending costs the cores no wake-up syscall.
+                Durability::Interval(_) => match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => {
+                        self.sync_if_due(healthy, false);
+                        std::thread::sleep(POLL);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                },
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
