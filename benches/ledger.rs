@@ -64,11 +64,17 @@ fn through_ledgers(c: &mut Criterion) {
     let (mailboxes, mut inboxes) = mailbox::pairs(2);
     let inbox1 = inboxes.pop().expect("two inboxes");
     let inbox0 = inboxes.pop().expect("two inboxes");
+    // `Inbox::serve` only notices that every mailbox is gone when it is next
+    // woken, so core 1 is stopped with an explicit signal instead.
+    let (stop, stopped) = futures_channel::oneshot::channel::<()>();
     let core1 = std::thread::Builder::new()
         .name("bench-core-1".into())
         .spawn(move || {
             let mut rt = runtime();
-            rt.block_on(inbox1.serve(Rc::new(RefCell::new(Ledger::default()))));
+            rt.block_on(async move {
+                monoio::spawn(inbox1.serve(Rc::new(RefCell::new(Ledger::default()))));
+                let _ = stopped.await;
+            });
         })
         .expect("spawn core 1");
 
@@ -100,7 +106,8 @@ fn through_ledgers(c: &mut Criterion) {
     assert_eq!(local.borrow().spent(&key, DAY), 0);
     drop(ledgers);
     drop(inbox0);
-    core1.join().expect("core 1 exits once every mailbox is dropped");
+    let _ = stop.send(());
+    core1.join().expect("core 1 stops");
 }
 
 criterion_group! {

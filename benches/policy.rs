@@ -2,6 +2,7 @@
 //! vault-key lookup in a large registry, and parameter constraint checks.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use capgate::keys::registry::KeyRegistry;
@@ -50,7 +51,7 @@ fn test_token(i: u64) -> String {
     format!("{}{:048x}", token::TOKEN_PREFIX, i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-fn key_for(i: u64, allowed: &Allowlist) -> VaultKey {
+fn key_for(i: u64, allowed: &Arc<Allowlist>) -> VaultKey {
     let id = format!("key_{i:016x}");
     VaultKey {
         owner_hash: owner_hash(&id),
@@ -59,7 +60,7 @@ fn key_for(i: u64, allowed: &Allowlist) -> VaultKey {
         vendor: "stripe".into(),
         label: format!("flowise/session-{i}"),
         cap_micros: 50_000_000,
-        allowed: allowed.clone(),
+        allowed: Arc::clone(allowed),
         created_ms: 1_715_000_000_000,
         expires_ms: 1_715_003_600_000,
         revoked_ms: None,
@@ -69,7 +70,7 @@ fn key_for(i: u64, allowed: &Allowlist) -> VaultKey {
 
 fn registry_bench(c: &mut Criterion) {
     const KEYS: u64 = 100_000;
-    let allowed = Allowlist::parse(&["POST /v1/payment_intents", "GET /v1/customers/*"]).expect("valid allowlist");
+    let allowed = Arc::new(Allowlist::parse(&["POST /v1/payment_intents", "GET /v1/customers/*"]).expect("valid allowlist"));
     let registry = KeyRegistry::new();
     for i in 0..KEYS {
         registry.put(key_for(i, &allowed));

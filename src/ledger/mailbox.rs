@@ -67,7 +67,8 @@ impl Mailbox {
 const BUDGET: usize = 256;
 
 impl Inbox {
-    /// Serves messages against `ledger` until every mailbox is dropped.
+    /// Serves messages against `ledger` for as long as the core runs (a
+    /// core's mailboxes live as long as the process, so this never ends).
     pub async fn serve(self, ledger: Rc<RefCell<Ledger>>) {
         poll_fn(|cx| {
             self.waker.register(cx.waker());
