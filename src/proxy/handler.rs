@@ -191,113 +191,126 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reserve, forward, record, relay, settle.
-async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: BodyShape) -> bool {
+/// A reservation held on the key's owning core for one call.
+struct Held {
+    /// Micro-dollars reserved (0 for a replayed duplicate).
+    cost: u64,
+    /// Whether the ledger counted the call (and a reserve event says so).
+    counted: bool,
+    /// Headers added upstream (the derived idempotency key).
+    extra_headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Held {
+    /// Gives the reservation back: the call never reached the vendor.
+    /// The call event then undoes its reserve event.
+    fn never_sent(&self, ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) {
+        let undo = Adjust { key: Arc::clone(key_id), day: ev.spend_day, spend_delta: -(self.cost as i64), calls_delta: -i32::from(self.counted), forget: fingerprint };
+        ctx.ledgers.adjust(key.owner_hash, undo);
+        ev.settled_micros = 0;
+        ev.spend_delta = if self.counted { -(self.cost as i64) } else { 0 };
+        ev.calls_delta = -i32::from(self.counted);
+    }
+}
+
+/// Reserves on the owning core and, for a counted call, makes the
+/// reservation durable before anything leaves: a crash after this point
+/// keeps the spend counted (conservative), never frees it.
+async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) -> Result<Held, Refusal> {
     let shared = &ctx.shared;
-    let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
+    let mut held = Held { cost, counted: false, extra_headers: Vec::new() };
+    if cost == 0 && key.rules.max_calls.is_none() && fingerprint.is_none() {
+        return Ok(held);
+    }
     let day = ev.spend_day;
-    let mut cost = quote.reserve_micros;
-    if !shared.audit.healthy() && (cost > 0 || !shared.free_calls_when_audit_down) {
-        return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
-    }
-    // Reserve on the owning core.
-    let mut extra_headers: Vec<(&str, Vec<u8>)> = Vec::new();
-    let mut counted = false;
-    if cost > 0 || key.rules.max_calls.is_some() || fingerprint.is_some() {
-        let dedupe = fingerprint.map(|f| Dedupe { fingerprint: f, now_ms: ev.ts_ms, window_ms: shared.duplicate_window_ms });
-        let r = Reserve { key: Arc::clone(&key_id), day, cost, cap: key.cap_micros, max_calls: key.rules.max_calls, dedupe };
-        match ctx.ledgers.reserve(key.owner_hash, r).await {
-            Ok(Reserved::Fresh { first_ms }) => {
-                counted = true;
-                if let Some(f) = fingerprint {
-                    extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
-                }
-            }
-            Ok(Reserved::Replay { first_ms }) => {
-                // The vendor replays the first result for the same key; it is charged once.
-                cost = 0;
-                ev.reserved_micros = 0;
-                if let Some(f) = fingerprint {
-                    extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
-                }
-            }
-            Err(Denied::OverCap { spent }) => {
-                let r = Refusal::cap_exceeded(key.cap_micros, spent, cost, clock::secs_until_next_day(clock::now_ms()));
-                return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
-            }
-            Err(Denied::TooManyCalls { .. }) => {
-                let r = Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()));
-                return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
-            }
+    let dedupe = fingerprint.map(|f| Dedupe { fingerprint: f, now_ms: ev.ts_ms, window_ms: shared.duplicate_window_ms });
+    let r = Reserve { key: Arc::clone(key_id), day, cost, cap: key.cap_micros, max_calls: key.rules.max_calls, dedupe };
+    let first_ms = match ctx.ledgers.reserve(key.owner_hash, r).await {
+        Ok(Reserved::Fresh { first_ms }) => {
+            held.counted = true;
+            first_ms
         }
+        Ok(Reserved::Replay { first_ms }) => {
+            // The vendor replays the first result for the same key; it is charged once.
+            held.cost = 0;
+            ev.reserved_micros = 0;
+            first_ms
+        }
+        Err(Denied::OverCap { spent }) => return Err(Refusal::cap_exceeded(key.cap_micros, spent, cost, clock::secs_until_next_day(clock::now_ms()))),
+        Err(Denied::TooManyCalls { .. }) => return Err(Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()))),
+    };
+    if let Some(f) = fingerprint {
+        held.extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
     }
-    // Make the reservation durable before anything leaves: a crash after
-    // this point keeps the spend counted (conservative), never frees it.
-    if counted {
-        let reserve = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };
+    if held.counted {
+        let record = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };
         let written = if shared.durability == Durability::Sync && cost > 0 {
-            shared.audit.append_acked(reserve).await.unwrap_or(false)
+            shared.audit.append_acked(record).await.unwrap_or(false)
         } else {
-            shared.audit.append(reserve);
+            shared.audit.append(record);
             true
         };
         if !written {
-            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: -1, forget: fingerprint });
             // If the reserve event landed after all, the log over-counts this
             // key (conservative) rather than risk a negative adjustment.
-            return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
+            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(key_id), day, spend_delta: -(cost as i64), calls_delta: -1, forget: fingerprint });
+            return Err(Refusal::audit_unavailable());
         }
     }
-    // From here the call event carries adjustments relative to the reserve
-    // event: 0 when the reservation stands, -cost when it is released.
-    let never_sent = |ev: &mut AuditEvent| {
-        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: -i32::from(counted), forget: fingerprint });
-        ev.settled_micros = 0;
-        ev.spend_delta = if counted { -(cost as i64) } else { 0 };
-        ev.calls_delta = -i32::from(counted);
-    };
-    let Some(addrs) = shared.vendors.addrs(&vendor.name) else {
-        never_sent(&mut ev);
-        let r = Refusal::upstream_unavailable(format!("the address of {} could not be resolved", vendor.upstream.host));
-        return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
-    };
-    let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, &extra_headers, body.len(), &ev.request_id);
-    request.extend_from_slice(&body);
-    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some() || !extra_headers.is_empty();
-    let started = Instant::now();
+    Ok(held)
+}
+
+/// Connects (or reuses a pooled connection), sends the request and reads
+/// the answer's head. A pooled connection that fails before the vendor can
+/// have acted, or an idempotent request, is retried once on a fresh one.
+async fn send(ctx: &CoreCtx, vendor: &Vendor, request: Vec<u8>, head_request: bool, safe_to_retry: bool) -> Result<(UpConn, crate::http1::ResponseHead), Failure> {
+    let shared = &ctx.shared;
+    let addrs = shared.vendors.addrs(&vendor.name).ok_or_else(|| Failure::NotSent(format!("the address of {} could not be resolved", vendor.upstream.host)))?;
     let pooled = ctx.pool.borrow_mut().take(&vendor.name);
     let reused = pooled.is_some();
     let mut conn = match pooled {
         Some(c) => c,
-        None => match upstream::connect(&vendor, &addrs, &shared.tls, shared.connect_timeout).await {
-            Ok(c) => c,
-            Err(msg) => {
-                never_sent(&mut ev);
-                return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), shape, head.keep_alive).await;
-            }
-        },
+        None => upstream::connect(vendor, &addrs, &shared.tls, shared.connect_timeout).await.map_err(Failure::NotSent)?,
     };
-    let head_request = head.method == "HEAD";
-    let mut result = exchange_on(&mut conn, request.clone(), head_request, shared.response_timeout).await;
+    let result = exchange_on(&mut conn, request.clone(), head_request, shared.response_timeout).await;
     let retry = match &result {
         Err(Failure::NotSent(_)) => reused,
         Err(Failure::MaybeSent(_)) => reused && safe_to_retry,
         _ => false,
     };
-    if retry {
-        match upstream::connect(&vendor, &addrs, &shared.tls, shared.connect_timeout).await {
-            Ok(c) => {
-                conn = c;
-                result = exchange_on(&mut conn, request, head_request, shared.response_timeout).await;
-            }
-            Err(msg) => result = Err(Failure::NotSent(msg)),
-        }
+    if !retry {
+        return result.map(|h| (conn, h));
     }
+    let mut conn = upstream::connect(vendor, &addrs, &shared.tls, shared.connect_timeout).await.map_err(Failure::NotSent)?;
+    let head = exchange_on(&mut conn, request, head_request, shared.response_timeout).await?;
+    Ok((conn, head))
+}
+
+/// Reserve, forward, record, relay, settle.
+async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: BodyShape) -> bool {
+    let shared = &ctx.shared;
+    let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
+    if !shared.audit.healthy() && (quote.reserve_micros > 0 || !shared.free_calls_when_audit_down) {
+        return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
+    }
+    let held = match reserve(ctx, &key, &key_id, quote.reserve_micros, fingerprint, &mut ev).await {
+        Ok(h) => h,
+        Err(r) => return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await,
+    };
+    // From here the call event carries adjustments relative to the reserve
+    // event: 0 when the reservation stands, -cost when it is released.
+    let cost = held.cost;
+    ev.calls_delta = 0;
+    let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, &held.extra_headers, body.len(), &ev.request_id);
+    request.extend_from_slice(&body);
+    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some() || !held.extra_headers.is_empty();
+    let started = Instant::now();
+    let sent = send(ctx, &vendor, request, head.method == "HEAD", safe_to_retry).await;
     ev.latency_us = started.elapsed().as_micros() as u64;
-    let resp = match result {
-        Ok(r) => r,
+    let (conn, resp) = match sent {
+        Ok(x) => x,
         Err(Failure::NotSent(msg)) => {
-            never_sent(&mut ev);
+            held.never_sent(ctx, &key, &key_id, fingerprint, &mut ev);
             return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), shape, head.keep_alive).await;
         }
         Err(failure) => {
@@ -314,7 +327,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     ev.decision = Decision::Allowed as u8;
     if resp.status >= 400 {
         // The vendor refused: nothing was spent (the call still counts).
-        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
+        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day: ev.spend_day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
         ev.settled_micros = 0;
         ev.spend_delta = -(cost as i64);
     } else {
@@ -325,15 +338,30 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         Settle::Usage { vendor, prices, streaming } if resp.status < 400 && cost > 0 => Some((vendor, prices, streaming)),
         _ => None,
     };
-    let call_event = ev.clone();
     if shared.durability == Durability::Sync {
-        if !shared.audit.append_acked(call_event).await.unwrap_or(false) {
+        if !shared.audit.append_acked(ev.clone()).await.unwrap_or(false) {
             tracing::error!(request_id = %ev.request_id, "audit event for a forwarded call was not written");
         }
     } else {
-        shared.audit.append(call_event);
+        shared.audit.append(ev.clone());
     }
-    // Answer the client.
+    answer(ctx, head, &vendor, conn, resp, client, ev, AnswerSettle { key: &key, key_id: &key_id, cost, settle_later, started }).await
+}
+
+/// What settling an answer needs.
+struct AnswerSettle<'a> {
+    key: &'a VaultKey,
+    key_id: &'a Arc<str>,
+    cost: u64,
+    settle_later: Option<(crate::pricing::LlmVendor, crate::pricing::ModelPrice, bool)>,
+    started: Instant,
+}
+
+/// Streams the vendor's answer to the client, tapping it for token usage,
+/// then settles the real cost and returns the connection to the pool.
+#[allow(clippy::too_many_arguments)]
+async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: UpConn, resp: crate::http1::ResponseHead, client: &mut Conn<TcpStream>, ev: AuditEvent, s: AnswerSettle<'_>) -> bool {
+    let shared = &ctx.shared;
     let keep_alive = head.keep_alive && head.minor_version == 1;
     let mut headers = route::downstream_headers(&resp.headers);
     headers.push(("x-capgate-request-id".into(), ev.request_id.clone().into_bytes()));
@@ -346,12 +374,12 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     if client.write_all(encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive)).await.is_err() {
         return false;
     }
-    let mut scanner = settle_later.filter(|s| s.2).map(|(v, _, _)| SseUsageScanner::new(v));
+    let mut scanner = s.settle_later.filter(|x| x.2).map(|(v, _, _)| SseUsageScanner::new(v));
     let mut captured: Vec<u8> = Vec::new();
-    let mut capture = settle_later.is_some_and(|s| !s.2);
+    let mut capture = s.settle_later.is_some_and(|x| !x.2);
     let tap = |piece: &[u8]| {
-        if let Some(s) = scanner.as_mut() {
-            s.feed(piece);
+        if let Some(sc) = scanner.as_mut() {
+            sc.feed(piece);
         } else if capture && captured.len() + piece.len() <= USAGE_CAPTURE {
             captured.extend_from_slice(piece);
         } else if capture {
@@ -360,20 +388,20 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         }
     };
     let relayed = relay_on(&mut conn, resp.framing, client, rechunk, shared.response_timeout, tap).await;
-    if let Some((llm, prices, streaming)) = settle_later {
+    if let Some((llm, prices, streaming)) = s.settle_later {
         let usage = if streaming { scanner.as_ref().and_then(SseUsageScanner::usage) } else { pricing::usage_from_json(llm, &captured) };
         if let Some(usage) = usage {
             let actual = pricing::cost_from_usage(&prices, &usage);
-            let delta = actual as i64 - cost as i64;
-            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day, spend_delta: delta, calls_delta: 0, forget: None });
+            let delta = actual as i64 - s.cost as i64;
+            ctx.ledgers.adjust(s.key.owner_hash, Adjust { key: Arc::clone(s.key_id), day: ev.spend_day, spend_delta: delta, calls_delta: 0, forget: None });
             shared.audit.append(AuditEvent {
                 ts_ms: clock::now_ms(),
                 kind: EventKind::Settle as u8,
-                reserved_micros: cost,
+                reserved_micros: s.cost,
                 settled_micros: actual,
                 spend_delta: delta,
                 calls_delta: 0,
-                latency_us: started.elapsed().as_micros() as u64,
+                latency_us: s.started.elapsed().as_micros() as u64,
                 ..ev
             });
         }
