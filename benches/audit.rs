@@ -1,8 +1,9 @@
 //! The audit path: rkyv encode/decode of one event, and a group commit of 256
 //! events into fjall with and without an fsync per batch.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use capgate::audit::event::{decode, encode, storage_key, AuditEvent, Decision, EventKind};
 use capgate::store::Store;
@@ -87,10 +88,7 @@ fn fjall_batches(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = common::config();
     targets = codec, fjall_batches
 }
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! Request- and response-head parsing (`http1::head`), the first thing every
 //! proxied call pays for.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use capgate::http1::head::{parse_request_head, parse_response_head, Limits};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -113,10 +114,7 @@ fn all(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = common::config();
     targets = all
 }
 criterion_main!(benches);

@@ -1,11 +1,13 @@
 //! Spend reservation: on the owning core (a plain map update) and across
 //! cores (a mailbox message to the owner plus a oneshot reply).
 
+mod common;
+
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use capgate::ledger::{mailbox, Adjust, Dedupe, Ledger, Ledgers, Reserve};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -112,10 +114,7 @@ fn through_ledgers(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = common::config();
     targets = owning_core, through_ledgers
 }
 criterion_main!(benches);

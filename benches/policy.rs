@@ -1,9 +1,10 @@
 //! Per-request policy work: path canonicalization, allowlist matching,
 //! vault-key lookup in a large registry, and parameter constraint checks.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use capgate::keys::registry::KeyRegistry;
 use capgate::keys::{owner_hash, token, KeyRules, VaultKey};
@@ -108,10 +109,7 @@ fn constraints_bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = common::config();
     targets = canonicalize_bench, allowlist_bench, registry_bench, constraints_bench
 }
 criterion_main!(benches);

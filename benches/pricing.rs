@@ -1,8 +1,9 @@
 //! Pricing before forwarding (`Params::parse` + `quote`) for every vendor, and
 //! settlement from streamed LLM answers (`SseUsageScanner`).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use capgate::pricing::{quote, usage_from_json, CompiledPrices, LlmVendor, Params, PriceRequest, PriceTable, SseUsageScanner, VendorKind};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -172,10 +173,7 @@ fn json_usage_bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = common::config();
     targets = quote_bench, sse_bench, json_usage_bench
 }
 criterion_main!(benches);
