@@ -77,8 +77,8 @@ enum Command {
         /// Audit durability of the started capgate: sync or interval.
         #[arg(long, default_value = "sync")]
         durability: String,
-        /// monoio driver of the started capgate: auto, iouring or epoll.
-        #[arg(long, default_value = "auto")]
+        /// monoio driver of the started capgate: epoll (serve's default), iouring or auto.
+        #[arg(long, default_value = "epoll")]
         driver: String,
         /// Skip the nginx comparison.
         #[arg(long)]

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use fjall::PersistMode;
 use futures_channel::oneshot;
 
-use super::event::{encode, storage_key, AuditEvent};
+use super::event::{encode, storage_key, AuditEvent, EventKind};
 use crate::clock;
 use crate::store::{parse_spend_value, spend_key, spend_value, Store};
 
@@ -168,9 +168,13 @@ impl Writer {
             tracing::error!("audit batch could not be written (injected fault); refusing spend-carrying calls");
             return false;
         }
+        let folded = fold_reserves(batch);
         let mut b = self.store.db.batch();
         let mut touched: Vec<(u32, String)> = Vec::new();
-        for m in batch.iter_mut() {
+        for (i, m) in batch.iter_mut().enumerate() {
+            if folded.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             m.event.seq = self.next_seq;
             self.next_seq += 1;
             self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
@@ -223,5 +227,94 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// Folds each `reserve` event into its request's `call` event when both
+/// are in the same batch: one record carries the sum of their spend and
+/// call deltas, so a call answered inside one group commit costs one log
+/// entry instead of two. Totals, views and scans are unchanged (they sum
+/// deltas). Returns which events were folded away.
+fn fold_reserves(batch: &mut [Msg]) -> Vec<bool> {
+    let reserve = EventKind::Reserve as u8;
+    if !batch.iter().any(|m| m.event.kind == reserve) {
+        return Vec::new();
+    }
+    let mut folded = vec![false; batch.len()];
+    let mut open: HashMap<&str, usize> = HashMap::new();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        let ev = &m.event;
+        if ev.kind == reserve {
+            open.insert(ev.request_id.as_str(), i);
+        } else if ev.kind == EventKind::Call as u8 {
+            if let Some(j) = open.remove(ev.request_id.as_str()) {
+                pairs.push((j, i));
+            }
+        }
+    }
+    for (j, i) in pairs {
+        let (spend, calls) = (batch[j].event.spend_delta, batch[j].event.calls_delta);
+        let call = &mut batch[i].event;
+        call.spend_delta += spend;
+        call.calls_delta += calls;
+        folded[j] = true;
+    }
+    folded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::decode;
+
+    fn event(request_id: &str, kind: EventKind, spend: i64, calls: i32) -> AuditEvent {
+        let now = clock::now_ms();
+        AuditEvent { ts_ms: now, spend_day: clock::day_of(now), request_id: request_id.into(), key_id: "key_1".into(), kind: kind as u8, spend_delta: spend, calls_delta: calls, ..AuditEvent::default() }
+    }
+
+    fn stored(store: &Store) -> Vec<AuditEvent> {
+        store.audit.iter().map(|g| decode(&g.value().unwrap()).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_reserve_and_its_call_in_one_batch_become_one_record_with_the_same_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut w = Writer::new(Arc::clone(&store), Durability::Interval(Duration::from_millis(50))).unwrap();
+        let mut batch: Vec<Msg> = [
+            event("req_a", EventKind::Reserve, 500, 1),
+            event("req_b", EventKind::Reserve, 700, 1),
+            event("req_a", EventKind::Call, 0, 0),
+            // req_b's vendor refused: the call event releases the reservation.
+            event("req_b", EventKind::Call, -700, 0),
+            // req_c's reserve went in an earlier batch: nothing to fold.
+            event("req_c", EventKind::Call, 0, 0),
+        ]
+        .into_iter()
+        .map(|event| Msg { event, ack: None })
+        .collect();
+        assert!(w.write_batch(&mut batch));
+        let events = stored(&store);
+        let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (e.request_id.as_str(), e.kind, e.spend_delta, e.calls_delta)).collect();
+        let call = EventKind::Call as u8;
+        assert_eq!(ids, vec![("req_a", call, 500, 1), ("req_b", call, 0, 1), ("req_c", call, 0, 0)]);
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![0, 1, 2], "folded events take no sequence number");
+        let day = clock::day_of(clock::now_ms());
+        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 500, 2)]);
+    }
+
+    #[test]
+    fn a_reserve_without_its_call_in_the_batch_is_written_as_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
+        let mut batch = vec![Msg { event: event("req_a", EventKind::Reserve, 500, 1), ack: None }];
+        assert!(w.write_batch(&mut batch));
+        let mut batch = vec![Msg { event: event("req_a", EventKind::Call, 0, 0), ack: None }];
+        assert!(w.write_batch(&mut batch));
+        let kinds: Vec<u8> = stored(&store).iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Reserve as u8, EventKind::Call as u8]);
     }
 }

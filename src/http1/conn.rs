@@ -191,7 +191,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     }
 
     /// Relays a response body from `self` (upstream) to `down` (client),
-    /// piece by piece, calling `tap` on every decoded piece. When
+    /// piece by piece, calling `tap` on every decoded piece. `head` (the
+    /// encoded response head) rides on the first body write, so a small
+    /// answer that is already buffered leaves in one send; before waiting
+    /// on the upstream for more bytes, a head still pending is flushed on
+    /// its own so a slow stream's client sees the head at once. When
     /// `rechunk` is set the client gets chunked encoding; otherwise the body
     /// is passed through with its own length.
     ///
@@ -199,6 +203,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     /// [`RelayError`] says which side failed.
     pub async fn relay_body<D, F>(
         &mut self,
+        head: Vec<u8>,
         framing: Framing,
         down: &mut Conn<D>,
         rechunk: bool,
@@ -209,21 +214,28 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         D: AsyncReadRent + AsyncWriteRent,
         F: FnMut(&[u8]),
     {
+        let mut out = Outgoing { pending: head, chunked: rechunk };
         match framing {
-            Framing::None => Ok(()),
+            Framing::None => out.flush(down).await,
             Framing::Length(n) => {
                 let mut left = n;
                 while left > 0 {
-                    if self.buf.is_empty() && self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
-                        return Err(RelayError::Upstream);
+                    if self.buf.is_empty() {
+                        out.flush(down).await?;
+                        if self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
+                            return Err(RelayError::Upstream);
+                        }
                     }
                     let take = (self.buf.len() as u64).min(left) as usize;
                     let piece = self.buf.split_to(take);
                     left -= take as u64;
                     tap(&piece);
-                    down.write_piece(piece, rechunk).await?;
+                    out.piece(&piece);
+                    if left > 0 {
+                        out.flush(down).await?;
+                    }
                 }
-                down.finish_chunked(rechunk).await
+                out.finish(down).await
             }
             Framing::Chunked => {
                 let mut dec = ChunkedBodyDecoder::default();
@@ -231,10 +243,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                     match dec.decode(&mut self.buf) {
                         Ok(Decoded::Some(Some(data))) => {
                             tap(&data);
-                            down.write_piece(BytesMut::from(&data[..]), rechunk).await?;
+                            out.piece(&data);
                         }
-                        Ok(Decoded::Some(None)) => return down.finish_chunked(rechunk).await,
+                        Ok(Decoded::Some(None)) => return out.finish(down).await,
                         Ok(_) => {
+                            out.flush(down).await?;
                             if self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
                                 return Err(RelayError::Upstream);
                             }
@@ -243,24 +256,18 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                     }
                 }
             }
-            Framing::UntilClose => {
-                loop {
-                    if self.buf.is_empty() && self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
-                        return down.finish_chunked(rechunk).await;
+            Framing::UntilClose => loop {
+                if self.buf.is_empty() {
+                    out.flush(down).await?;
+                    if self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
+                        return out.finish(down).await;
                     }
-                    let piece = self.buf.split();
-                    tap(&piece);
-                    down.write_piece(piece, rechunk).await?;
                 }
-            }
+                let piece = self.buf.split();
+                tap(&piece);
+                out.piece(&piece);
+            },
         }
-    }
-
-    async fn finish_chunked(&mut self, chunked: bool) -> Result<(), RelayError> {
-        if chunked {
-            self.write_all(b"0\r\n\r\n".to_vec()).await.map_err(|_| RelayError::Client)?;
-        }
-        Ok(())
     }
 
     /// Bytes already read past the last head (the start of a body), for
@@ -268,21 +275,42 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     pub fn peek_buffered(&self) -> &[u8] {
         &self.buf
     }
+}
 
-    async fn write_piece(&mut self, piece: BytesMut, chunked: bool) -> Result<(), RelayError> {
+/// Bytes on their way to the client during a relay: the head and any body
+/// pieces not yet written, coalesced into one send.
+struct Outgoing {
+    pending: Vec<u8>,
+    chunked: bool,
+}
+
+impl Outgoing {
+    fn piece(&mut self, piece: &[u8]) {
         if piece.is_empty() {
+            return;
+        }
+        if self.chunked {
+            self.pending.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            self.pending.extend_from_slice(piece);
+            self.pending.extend_from_slice(b"\r\n");
+        } else {
+            self.pending.extend_from_slice(piece);
+        }
+    }
+
+    async fn flush<D: AsyncReadRent + AsyncWriteRent>(&mut self, down: &mut Conn<D>) -> Result<(), RelayError> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let out = if chunked {
-            let mut v = Vec::with_capacity(piece.len() + 16);
-            v.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            v.extend_from_slice(&piece);
-            v.extend_from_slice(b"\r\n");
-            v
-        } else {
-            piece.to_vec()
-        };
-        self.write_all(out).await.map_err(|_| RelayError::Client)
+        let out = std::mem::take(&mut self.pending);
+        down.write_all(out).await.map_err(|_| RelayError::Client)
+    }
+
+    async fn finish<D: AsyncReadRent + AsyncWriteRent>(&mut self, down: &mut Conn<D>) -> Result<(), RelayError> {
+        if self.chunked {
+            self.pending.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.flush(down).await
     }
 }
 
@@ -347,5 +375,62 @@ pub fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A streamed answer whose next piece is late: the client must get the
+    /// head and the first piece before the relay waits on the upstream.
+    #[test]
+    fn relay_flushes_what_it_holds_before_waiting_on_the_upstream() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (up_addr, client_addr) = (upstream.local_addr().unwrap(), client.local_addr().unwrap());
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let up = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n").unwrap();
+            go_rx.recv_timeout(Duration::from_secs(10)).ok();
+            s.write_all(b"4\r\nbye\n\r\n0\r\n\r\n").unwrap();
+        });
+        let down = std::thread::spawn(move || {
+            let (mut s, _) = client.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(6).any(|w| w == b"hello\n") {
+                let n = s.read(&mut buf).expect("the head and first piece arrive while the upstream still holds the rest");
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            go_tx.send(()).unwrap();
+            while !got.ends_with(b"0\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8(got).unwrap()
+        });
+        let relayed = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async move {
+            let mut up = Conn::new(monoio::net::TcpStream::connect(up_addr).await.unwrap());
+            let mut down = Conn::new(monoio::net::TcpStream::connect(client_addr).await.unwrap());
+            let head = up.read_response_head(false, Duration::from_secs(5)).await.unwrap();
+            let mut seen = Vec::new();
+            let out = encode_response_head(head.status, &head.reason, &[], None, true);
+            up.relay_body(out, head.framing, &mut down, true, Duration::from_secs(5), |p| seen.extend_from_slice(p)).await.unwrap();
+            seen
+        });
+        assert_eq!(relayed, b"hello\nbye\n");
+        let text = down.join().unwrap();
+        up.join().unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n6\r\nhello\n\r\n4\r\nbye\n\r\n0\r\n\r\n"), "{text}");
     }
 }

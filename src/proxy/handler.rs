@@ -371,9 +371,7 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
         Framing::Chunked | Framing::UntilClose => (None, head.minor_version == 1),
     };
     let keep_alive = keep_alive && (body_len.is_some() || rechunk);
-    if client.write_all(encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive)).await.is_err() {
-        return false;
-    }
+    let response_head = encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive);
     let mut scanner = s.settle_later.filter(|x| x.2).map(|(v, _, _)| SseUsageScanner::new(v));
     let mut captured: Vec<u8> = Vec::new();
     let mut capture = s.settle_later.is_some_and(|x| !x.2);
@@ -387,7 +385,7 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
             captured = Vec::new();
         }
     };
-    let relayed = relay_on(&mut conn, resp.framing, client, rechunk, shared.response_timeout, tap).await;
+    let relayed = relay_on(&mut conn, response_head, resp.framing, client, rechunk, shared.response_timeout, tap).await;
     if let Some((llm, prices, streaming)) = s.settle_later {
         let usage = if streaming { scanner.as_ref().and_then(SseUsageScanner::usage) } else { pricing::usage_from_json(llm, &captured) };
         if let Some(usage) = usage {
@@ -419,10 +417,10 @@ async fn exchange_on(conn: &mut UpConn, request: Vec<u8>, head_request: bool, ti
     }
 }
 
-async fn relay_on<F: FnMut(&[u8])>(conn: &mut UpConn, framing: Framing, client: &mut Conn<TcpStream>, rechunk: bool, idle: std::time::Duration, tap: F) -> Result<(), crate::http1::conn::RelayError> {
+async fn relay_on<F: FnMut(&[u8])>(conn: &mut UpConn, head: Vec<u8>, framing: Framing, client: &mut Conn<TcpStream>, rechunk: bool, idle: std::time::Duration, tap: F) -> Result<(), crate::http1::conn::RelayError> {
     match conn {
-        UpConn::Plain(c) => c.relay_body(framing, client, rechunk, idle, tap).await,
-        UpConn::Tls(c) => c.relay_body(framing, client, rechunk, idle, tap).await,
+        UpConn::Plain(c) => c.relay_body(head, framing, client, rechunk, idle, tap).await,
+        UpConn::Tls(c) => c.relay_body(head, framing, client, rechunk, idle, tap).await,
     }
 }
 
