@@ -16,8 +16,12 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     Reserve { key: usize, cost: u32 },
-    Settle { key: usize, delta: i32 },
+    Settle { delta: i32 },
     Refuse { key: usize },
+    /// The vendor answers the oldest open reservation (releasing it when it
+    /// refused the call): the call event the writer may fold its reserve into.
+    /// `Settle` then adjusts the oldest answered call, as LLM usage does.
+    Answer { vendor_refused: bool },
     Compact { max: usize },
     Restart,
 }
@@ -25,8 +29,9 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..5usize, 1..5_000u32).prop_map(|(key, cost)| Op::Reserve { key, cost }),
-        2 => (0..5usize, -2_000..2_000i32).prop_map(|(key, delta)| Op::Settle { key, delta }),
+        2 => (-2_000..2_000i32).prop_map(|delta| Op::Settle { delta }),
         2 => (0..5usize).prop_map(|key| Op::Refuse { key }),
+        3 => any::<bool>().prop_map(|vendor_refused| Op::Answer { vendor_refused }),
         1 => (1..20usize).prop_map(|max| Op::Compact { max }),
         1 => Just(Op::Restart),
     ]
@@ -64,20 +69,36 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, mut sink, mut handle) = open(dir.path());
         let mut expected: HashMap<(u32, String), i64> = HashMap::new();
-        for op in ops {
+        let mut open_calls: std::collections::VecDeque<(usize, u32, String)> = Default::default();
+        let mut answered: std::collections::VecDeque<(usize, u32, String)> = Default::default();
+        for (n, op) in ops.into_iter().enumerate() {
             match op {
                 Op::Reserve { key, cost } => {
-                    let e = event(key, EventKind::Reserve, i64::from(cost), 1, false);
+                    let request_id = format!("req_{n}");
+                    let e = AuditEvent { request_id: request_id.clone(), ..event(key, EventKind::Reserve, i64::from(cost), 1, false) };
                     *expected.entry((e.spend_day, e.key_id.clone())).or_default() += e.spend_delta;
+                    open_calls.push_back((key, cost, request_id));
                     sink.append(e);
                 }
-                Op::Settle { key, delta } => {
-                    // Never settle below zero, as the proxy never does.
-                    let e0 = event(key, EventKind::Settle, 0, 0, false);
-                    let have = *expected.get(&(e0.spend_day, e0.key_id.clone())).unwrap_or(&0);
-                    let delta = i64::from(delta).max(-have);
-                    *expected.entry((e0.spend_day, e0.key_id.clone())).or_default() += delta;
-                    sink.append(AuditEvent { spend_delta: delta, ..e0 });
+                Op::Answer { vendor_refused } => {
+                    if let Some((key, cost, request_id)) = open_calls.pop_front() {
+                        let delta = if vendor_refused { -i64::from(cost) } else { 0 };
+                        if !vendor_refused {
+                            answered.push_back((key, cost, request_id.clone()));
+                        }
+                        let e = AuditEvent { request_id, ..event(key, EventKind::Call, delta, 0, false) };
+                        *expected.entry((e.spend_day, e.key_id.clone())).or_default() += delta;
+                        sink.append(e);
+                    }
+                }
+                Op::Settle { delta } => {
+                    // Settles the oldest answered call, never below zero, as the proxy does.
+                    if let Some((key, cost, request_id)) = answered.pop_front() {
+                        let delta = i64::from(delta).max(-i64::from(cost));
+                        let e = AuditEvent { request_id, ..event(key, EventKind::Settle, delta, 0, false) };
+                        *expected.entry((e.spend_day, e.key_id.clone())).or_default() += delta;
+                        sink.append(e);
+                    }
                 }
                 Op::Refuse { key } => sink.append(event(key, EventKind::Call, 0, 0, true)),
                 Op::Compact { max } => {

@@ -67,6 +67,9 @@ impl AuditSink {
 }
 
 const MAX_BATCH: usize = 4096;
+/// Most events an interval-mode writer buffers before writing them (without
+/// an fsync) ahead of its interval.
+const MAX_PENDING: usize = 16_384;
 /// How often an interval-mode writer looks for new events.
 const POLL: Duration = Duration::from_millis(1);
 
@@ -101,6 +104,8 @@ struct Writer {
     totals: HashMap<(u32, String), (u64, u32)>,
     last_sync: Instant,
     dirty: bool,
+    /// Interval mode: events waiting for the next fsync.
+    pending: Pending,
 }
 
 impl Writer {
@@ -121,46 +126,63 @@ impl Writer {
                 totals.insert((day, id), (micros, calls));
             }
         }
-        Ok(Writer { store, durability, next_seq, last_key_ts, fail_after, totals, last_sync: Instant::now(), dirty: false })
+        Ok(Writer { store, durability, next_seq, last_key_ts, fail_after, totals, last_sync: Instant::now(), dirty: false, pending: Pending::default() })
     }
 
     fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
-        loop {
-            let first = match self.durability {
+        let mut open = true;
+        while open {
+            let mut batch = Vec::new();
+            match self.durability {
                 // Waiters are acknowledged per batch: block until work comes.
                 Durability::Sync => match rx.recv() {
-                    Ok(m) => m,
+                    Ok(m) => batch.push(m),
                     Err(_) => break,
                 },
                 // Nobody waits: poll every millisecond instead of being woken
                 // per event, so appending costs the cores no wake-up syscall.
                 Durability::Interval(_) => match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(TryRecvError::Empty) => {
-                        self.sync_if_due(healthy, false);
-                        std::thread::sleep(POLL);
-                        continue;
-                    }
-                    Err(TryRecvError::Disconnected) => break,
+                    Ok(m) => batch.push(m),
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => open = false,
                 },
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            }
+            let idle = batch.is_empty();
+            while !idle && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
             }
-            let ok = self.write_batch(&mut batch);
-            healthy.store(ok, Ordering::Relaxed);
-            let ok = ok && self.sync_if_due(healthy, self.durability == Durability::Sync);
+            let sync_now = match self.durability {
+                Durability::Sync => true,
+                Durability::Interval(every) => {
+                    let due = !open || self.last_sync.elapsed() >= every;
+                    self.pending.take(std::mem::take(&mut batch));
+                    if due || self.pending.len() >= MAX_PENDING {
+                        batch = self.pending.release_all();
+                    }
+                    due
+                }
+            };
+            let mut ok = true;
+            if !batch.is_empty() {
+                ok = self.write_batch(&mut batch);
+                healthy.store(ok, Ordering::Relaxed);
+            }
+            if sync_now {
+                ok = ok && self.sync(healthy);
+            }
             for m in batch {
                 if let Some(ack) = m.ack {
                     let _ = ack.send(ok);
                 }
             }
+            if idle && open {
+                std::thread::sleep(POLL);
+            }
         }
-        self.sync_if_due(healthy, true);
+        self.sync(healthy);
     }
 
     fn write_batch(&mut self, batch: &mut [Msg]) -> bool {
@@ -207,12 +229,9 @@ impl Writer {
         }
     }
 
-    fn sync_if_due(&mut self, healthy: &AtomicBool, force: bool) -> bool {
-        let due = match self.durability {
-            Durability::Sync => true,
-            Durability::Interval(d) => self.last_sync.elapsed() >= d,
-        };
-        if !self.dirty || !(force || due) {
+    /// fsyncs what was written since the last sync.
+    fn sync(&mut self, healthy: &AtomicBool) -> bool {
+        if !self.dirty {
             return true;
         }
         match self.store.db.persist(PersistMode::SyncData) {
@@ -230,9 +249,64 @@ impl Writer {
     }
 }
 
-/// Folds each `reserve` event into its request's `call` event when both
-/// are in the same batch: one record carries the sum of their spend and
-/// call deltas, so a call answered inside one group commit costs one log
+/// Events an interval-mode writer buffers until its next fsync, so that
+/// each interval is one batch: one journal write, one spend-total update
+/// per key touched, and a reserve event folded into its call event when
+/// the call is answered in the same interval (one record instead of two).
+/// Buffering costs no durability: in this mode nothing is durable before
+/// the fsync, and every buffered event is written just before it.
+#[derive(Default)]
+struct Pending {
+    slots: Vec<Option<Msg>>,
+    /// Unanswered reserve events, by request id.
+    reserves: HashMap<String, usize>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Buffers a batch, folding each call event's reserve (if buffered)
+    /// into it.
+    fn take(&mut self, batch: Vec<Msg>) {
+        let reserve = EventKind::Reserve as u8;
+        let call = EventKind::Call as u8;
+        for mut m in batch {
+            if m.event.kind == reserve && m.ack.is_none() && !m.event.request_id.is_empty() {
+                self.reserves.insert(m.event.request_id.clone(), self.slots.len());
+            } else if m.event.kind == call {
+                if let Some(&i) = self.reserves.get(&m.event.request_id) {
+                    if let Some(r) = self.slots[i].take_if(|r| same_call(&r.event, &m.event)) {
+                        // The folded record takes the reserve's place, so no
+                        // running total dips lower than it did unfolded.
+                        self.reserves.remove(&m.event.request_id);
+                        m.event.spend_delta += r.event.spend_delta;
+                        m.event.calls_delta += r.event.calls_delta;
+                        self.slots[i] = Some(m);
+                        continue;
+                    }
+                }
+            }
+            self.slots.push(Some(m));
+        }
+    }
+
+    /// Every buffered event, in arrival order.
+    fn release_all(&mut self) -> Vec<Msg> {
+        self.reserves.clear();
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
+/// Whether a reserve event and a call event are the same request's.
+fn same_call(reserve: &AuditEvent, call: &AuditEvent) -> bool {
+    !reserve.request_id.is_empty() && reserve.request_id == call.request_id && reserve.key_id == call.key_id && reserve.spend_day == call.spend_day
+}
+
+/// Folds each `reserve` event and its request's `call` event into one
+/// record (the call event, in the reserve's place) when both are in the
+/// same batch: it carries the sum of their spend and call deltas, so a call answered inside one group commit costs one log
 /// entry instead of two. Totals, views and scans are unchanged (they sum
 /// deltas). Returns which events were folded away.
 fn fold_reserves(batch: &mut [Msg]) -> Vec<bool> {
@@ -245,20 +319,25 @@ fn fold_reserves(batch: &mut [Msg]) -> Vec<bool> {
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
         let ev = &m.event;
-        if ev.kind == reserve {
+        if ev.kind == reserve && !ev.request_id.is_empty() {
             open.insert(ev.request_id.as_str(), i);
         } else if ev.kind == EventKind::Call as u8 {
-            if let Some(j) = open.remove(ev.request_id.as_str()) {
-                pairs.push((j, i));
+            if let Some(&j) = open.get(ev.request_id.as_str()) {
+                if same_call(&batch[j].event, ev) {
+                    open.remove(ev.request_id.as_str());
+                    pairs.push((j, i));
+                }
             }
         }
     }
     for (j, i) in pairs {
-        let (spend, calls) = (batch[j].event.spend_delta, batch[j].event.calls_delta);
-        let call = &mut batch[i].event;
-        call.spend_delta += spend;
-        call.calls_delta += calls;
-        folded[j] = true;
+        // The folded record takes the reserve's place, so no running total
+        // dips lower than it did unfolded.
+        let mut call = batch[i].event.clone();
+        call.spend_delta += batch[j].event.spend_delta;
+        call.calls_delta += batch[j].event.calls_delta;
+        batch[j].event = call;
+        folded[i] = true;
     }
     folded
 }
@@ -316,5 +395,40 @@ mod tests {
         assert!(w.write_batch(&mut batch));
         let kinds: Vec<u8> = stored(&store).iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec![EventKind::Reserve as u8, EventKind::Call as u8]);
+    }
+
+    #[test]
+    fn an_interval_writer_folds_a_reserve_into_a_call_that_comes_in_a_later_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_secs(5))).unwrap();
+        sink.append(event("req_a", EventKind::Reserve, 500, 1));
+        std::thread::sleep(Duration::from_millis(30)); // the writer polls it alone
+        sink.append(event("req_b", EventKind::Reserve, 700, 1));
+        sink.append(event("req_a", EventKind::Call, 0, 0));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(stored(&store).is_empty(), "nothing is written before the interval's fsync");
+        drop(sink);
+        handle.join().unwrap();
+        let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
+        assert_eq!(events, vec![("req_a".into(), EventKind::Call as u8, 500, 1), ("req_b".into(), EventKind::Reserve as u8, 700, 1)]);
+        let day = clock::day_of(clock::now_ms());
+        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 1200, 2)]);
+    }
+
+    #[test]
+    fn an_interval_writer_writes_what_it_buffered_at_its_next_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_millis(100))).unwrap();
+        sink.append(event("req_a", EventKind::Reserve, 500, 1));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stored(&store).is_empty() {
+            assert!(Instant::now() < deadline, "a buffered reserve was never written");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(stored(&store)[0].kind, EventKind::Reserve as u8);
+        drop(sink);
+        handle.join().unwrap();
     }
 }

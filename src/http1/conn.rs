@@ -325,17 +325,26 @@ pub enum RelayError {
 
 /// Serialises a response head. `headers` must not include framing headers;
 /// `framing` adds `content-length` or `transfer-encoding`.
-pub fn encode_response_head(status: u16, reason: &str, headers: &[(String, Vec<u8>)], body_len: Option<usize>, keep_alive: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+pub fn encode_response_head<N: AsRef<str>, V: AsRef<[u8]>>(status: u16, reason: &str, headers: &[(N, V)], body_len: Option<usize>, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(num.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (n, v) in headers {
-        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(n.as_ref().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
+        out.extend_from_slice(v.as_ref());
         out.extend_from_slice(b"\r\n");
     }
     match body_len {
-        Some(n) => out.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
+        Some(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(num.format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     if !keep_alive {
@@ -423,7 +432,7 @@ mod tests {
             let mut down = Conn::new(monoio::net::TcpStream::connect(client_addr).await.unwrap());
             let head = up.read_response_head(false, Duration::from_secs(5)).await.unwrap();
             let mut seen = Vec::new();
-            let out = encode_response_head(head.status, &head.reason, &[], None, true);
+            let out = encode_response_head(head.status, &head.reason, &[] as &[(&str, &[u8])], None, true);
             up.relay_body(out, head.framing, &mut down, true, Duration::from_secs(5), |p| seen.extend_from_slice(p)).await.unwrap();
             seen
         });

@@ -10,7 +10,7 @@ pub const TOKEN_PREFIX: &str = "vk_";
 fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }
 
 /// A new token (`vk_` + 48 hex chars = 192 bits).
@@ -49,7 +49,7 @@ pub fn hashes_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// Lower-case hex of a hash.
 pub fn hash_to_hex(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h)
 }
 
 /// Parses 64 hex chars into a hash.
@@ -58,9 +58,7 @@ pub fn hash_from_hex(s: &str) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 

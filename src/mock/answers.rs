@@ -26,7 +26,7 @@ fn json_reply(v: &Value, keep_alive: bool) -> Vec<u8> {
 }
 
 fn sse_reply(events: &[String], keep_alive: bool) -> Vec<u8> {
-    let mut out = encode_response_head(200, "OK", &[("content-type".into(), b"text/event-stream".to_vec())], None, keep_alive);
+    let mut out = encode_response_head(200, "OK", &[("content-type", b"text/event-stream".as_slice())], None, keep_alive);
     for e in events {
         out.extend_from_slice(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes());
     }

@@ -187,10 +187,6 @@ fn fingerprint(key_id: &str, method: &str, path: &str, body: &[u8]) -> [u8; 16] 
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A reservation held on the key's owning core for one call.
 struct Held {
     /// Micro-dollars reserved (0 for a replayed duplicate).
@@ -240,7 +236,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fi
         Err(Denied::TooManyCalls { .. }) => return Err(Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()))),
     };
     if let Some(f) = fingerprint {
-        held.extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex(&f)).into_bytes()));
+        held.extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex::encode(f)).into_bytes()));
     }
     if held.counted {
         let record = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };
@@ -338,14 +334,18 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
         Settle::Usage { vendor, prices, streaming } if resp.status < 400 && cost > 0 => Some((vendor, prices, streaming)),
         _ => None,
     };
+    // The settle event starts from the call event; only LLM calls need it.
+    let settle_base = settle_later.map(|_| ev.clone());
+    let request_id = ev.request_id.clone();
     if shared.durability == Durability::Sync {
-        if !shared.audit.append_acked(ev.clone()).await.unwrap_or(false) {
-            tracing::error!(request_id = %ev.request_id, "audit event for a forwarded call was not written");
+        if !shared.audit.append_acked(ev).await.unwrap_or(false) {
+            tracing::error!(request_id = %request_id, "audit event for a forwarded call was not written");
         }
     } else {
-        shared.audit.append(ev.clone());
+        shared.audit.append(ev);
     }
-    answer(ctx, head, &vendor, conn, resp, client, ev, AnswerSettle { key: &key, key_id: &key_id, cost, settle_later, started }).await
+    let settle = AnswerSettle { key: &key, key_id: &key_id, cost, settle_later: settle_later.zip(settle_base), started };
+    answer(ctx, head, &vendor, conn, resp, client, &request_id, settle).await
 }
 
 /// What settling an answer needs.
@@ -353,18 +353,19 @@ struct AnswerSettle<'a> {
     key: &'a VaultKey,
     key_id: &'a Arc<str>,
     cost: u64,
-    settle_later: Option<(crate::pricing::LlmVendor, crate::pricing::ModelPrice, bool)>,
+    /// The LLM pricing to settle with, and the call event the settle event starts from.
+    settle_later: Option<((crate::pricing::LlmVendor, crate::pricing::ModelPrice, bool), AuditEvent)>,
     started: Instant,
 }
 
 /// Streams the vendor's answer to the client, tapping it for token usage,
 /// then settles the real cost and returns the connection to the pool.
 #[allow(clippy::too_many_arguments)]
-async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: UpConn, resp: crate::http1::ResponseHead, client: &mut Conn<TcpStream>, ev: AuditEvent, s: AnswerSettle<'_>) -> bool {
+async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: UpConn, resp: crate::http1::ResponseHead, client: &mut Conn<TcpStream>, request_id: &str, s: AnswerSettle<'_>) -> bool {
     let shared = &ctx.shared;
     let keep_alive = head.keep_alive && head.minor_version == 1;
     let mut headers = route::downstream_headers(&resp.headers);
-    headers.push(("x-capgate-request-id".into(), ev.request_id.clone().into_bytes()));
+    headers.push(("x-capgate-request-id", request_id.as_bytes()));
     let (body_len, rechunk) = match resp.framing {
         Framing::None => (Some(0), false),
         Framing::Length(n) => (Some(n as usize), false),
@@ -372,9 +373,10 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
     };
     let keep_alive = keep_alive && (body_len.is_some() || rechunk);
     let response_head = encode_response_head(resp.status, &resp.reason, &headers, body_len, keep_alive);
-    let mut scanner = s.settle_later.filter(|x| x.2).map(|(v, _, _)| SseUsageScanner::new(v));
+    let pricing = s.settle_later.as_ref().map(|(p, _)| *p);
+    let mut scanner = pricing.filter(|x| x.2).map(|(v, _, _)| SseUsageScanner::new(v));
     let mut captured: Vec<u8> = Vec::new();
-    let mut capture = s.settle_later.is_some_and(|x| !x.2);
+    let mut capture = pricing.is_some_and(|x| !x.2);
     let tap = |piece: &[u8]| {
         if let Some(sc) = scanner.as_mut() {
             sc.feed(piece);
@@ -386,7 +388,7 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
         }
     };
     let relayed = relay_on(&mut conn, response_head, resp.framing, client, rechunk, shared.response_timeout, tap).await;
-    if let Some((llm, prices, streaming)) = s.settle_later {
+    if let Some(((llm, prices, streaming), ev)) = s.settle_later {
         let usage = if streaming { scanner.as_ref().and_then(SseUsageScanner::usage) } else { pricing::usage_from_json(llm, &captured) };
         if let Some(usage) = usage {
             let actual = pricing::cost_from_usage(&prices, &usage);

@@ -156,16 +156,16 @@ pub fn upstream_head(
     }
     push_header(&mut out, "x-capgate-request-id", request_id.as_bytes());
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
-        push_header(&mut out, "content-length", body_len.to_string().as_bytes());
+        push_header(&mut out, "content-length", itoa::Buffer::new().format(body_len).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out
 }
 
 /// The upstream's headers that go back to the client.
-pub fn downstream_headers(upstream: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+pub fn downstream_headers(upstream: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
     let extra_drop = listed_in_connection(upstream);
-    upstream.iter().filter(|(n, _)| !DROP_DOWNSTREAM.contains(&n.as_str()) && !extra_drop.contains(n)).cloned().collect()
+    upstream.iter().filter(|(n, _)| !DROP_DOWNSTREAM.contains(&n.as_str()) && !extra_drop.contains(n)).map(|(n, v)| (n.as_str(), v.as_slice())).collect()
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
