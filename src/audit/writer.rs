@@ -67,6 +67,9 @@ impl AuditSink {
 }
 
 const MAX_BATCH: usize = 4096;
+/// Nice value of an interval-mode writer (a sync-mode writer keeps the
+/// proxy's priority: answers wait on it).
+const INTERVAL_WRITER_NICE: i32 = 5;
 /// Most events an interval-mode writer buffers before writing them (without
 /// an fsync) ahead of its interval.
 const MAX_PENDING: usize = 16_384;
@@ -85,7 +88,13 @@ pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<(AuditSink, st
     let h = Arc::clone(&healthy);
     let handle = std::thread::Builder::new()
         .name("capgate-audit".into())
-        .spawn(move || writer.run(&rx, &h))
+        .spawn(move || {
+            if let Durability::Interval(_) = durability {
+                // Nobody waits on it: let proxy workers sharing its core go first.
+                crate::runtime::lower_thread_priority(INTERVAL_WRITER_NICE);
+            }
+            writer.run(&rx, &h)
+        })
         .map_err(|e| format!("cannot start audit writer: {e}"))?;
     Ok((AuditSink { tx, healthy }, handle))
 }

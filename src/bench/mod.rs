@@ -353,7 +353,7 @@ pub fn run(args: &BenchArgs, json_out: bool) -> Result<Value, String> {
         Some((child, addr)) => {
             let w = workload(args, vec!["plain".into()], vec!["plain".into()], true, Some("ignored-by-nginx".into()));
             rows.push(run_one("nginx (reverse proxy, enforces nothing)", addr, Arc::new(w), args, Some(child.id()), gen_threads));
-            procs::stop(child);
+            procs::terminate(child);
         }
         None if !args.no_nginx => eprintln!("nginx is not installed (apt-get install nginx): skipping the nginx comparison"),
         None => {}

@@ -95,6 +95,22 @@ pub fn pin_self(cpus: &str) {
     let _ = Command::new("taskset").args(["-a", "-p", "-c", cpus, &std::process::id().to_string()]).output();
 }
 
+/// Asks a child to stop with SIGTERM (so a master process such as nginx's
+/// takes its workers down with it), waits up to 3 s, then kills and reaps it.
+pub fn terminate(mut child: Child) {
+    if let Some(pid) = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    stop(child);
+}
+
 /// Kills and reaps a child.
 pub fn stop(mut child: Child) {
     let _ = child.kill();

@@ -83,3 +83,15 @@ where
         })
         .map_err(|e| format!("cannot spawn thread: {e}"))
 }
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux nice
+/// values are per thread). Background threads (the view compactor, an
+/// interval-mode audit writer) call this so that, sharing a core with a
+/// proxy worker, they run in its gaps instead of pre-empting it mid-request.
+/// Best effort: a failure is logged and ignored.
+pub fn lower_thread_priority(nice: i32) {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::debug!(error = %e, nice, "could not lower a background thread's priority");
+    }
+}

@@ -270,6 +270,9 @@ pub fn apply_retention(store: &Store, cutoff_ms: u64) -> Result<usize, String> {
     Ok(dropped)
 }
 
+/// Nice value of the compaction thread: it only has to keep up on average.
+const BACKGROUND_NICE: i32 = 10;
+
 /// Starts the compaction thread.
 ///
 /// # Errors
@@ -278,6 +281,7 @@ pub fn spawn(store: Arc<Store>, retention_days: u32) -> Result<std::thread::Join
     std::thread::Builder::new()
         .name("capgate-views".into())
         .spawn(move || {
+            crate::runtime::lower_thread_priority(BACKGROUND_NICE);
             let mut last_retention: Option<Instant> = None;
             loop {
                 // Folding less often aggregates more events per view row per
