@@ -1,7 +1,9 @@
 //! The audit log: the versioned rkyv event schema ([`event`]), the
 //! group-commit writer thread that also keeps the per-day spend totals
-//! ([`writer`]), and time-range queries ([`query`]).
+//! ([`writer`]), batched per-core durability acknowledgements ([`acks`]),
+//! and time-range queries ([`query`]).
 
+pub mod acks;
 pub mod event;
 pub mod export;
 pub mod query;

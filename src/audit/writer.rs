@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use fjall::PersistMode;
 use futures_channel::oneshot;
 
+use super::acks::AckBoard;
 use super::event::{encode, storage_key, AuditEvent, EventKind};
 use crate::clock;
 use crate::store::{parse_spend_value, spend_key, spend_value, Store};
@@ -29,7 +30,15 @@ pub enum Durability {
 
 struct Msg {
     event: AuditEvent,
-    ack: Option<oneshot::Sender<bool>>,
+    ack: Option<Ack>,
+}
+
+/// Who waits for an event to be durable.
+enum Ack {
+    /// One waiter, told on its own channel.
+    Oneshot(oneshot::Sender<bool>),
+    /// A proxy core, told once per batch for all of its tickets.
+    Core(Arc<AckBoard>, u64),
 }
 
 /// Where cores send events. Cheap to clone.
@@ -51,13 +60,24 @@ impl AuditSink {
     /// (per the configured [`Durability`]) and `false` if it could not be written.
     pub fn append_acked(&self, event: AuditEvent) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.tx.send(Msg { event, ack: Some(tx) }) {
+        if let Err(e) = self.tx.send(Msg { event, ack: Some(Ack::Oneshot(tx)) }) {
             self.healthy.store(false, Ordering::Relaxed);
-            if let Some(ack) = e.into_inner().ack {
+            if let Some(Ack::Oneshot(ack)) = e.into_inner().ack {
                 let _ = ack.send(false);
             }
         }
         rx
+    }
+
+    /// Queues an event for a core's [`super::acks::CoreAcks`]: the writer
+    /// publishes `ticket`'s outcome on `board` with the rest of its batch.
+    pub(super) fn append_for_core(&self, event: AuditEvent, board: Arc<AckBoard>, ticket: u64) {
+        if let Err(e) = self.tx.send(Msg { event, ack: Some(Ack::Core(board, ticket)) }) {
+            self.healthy.store(false, Ordering::Relaxed);
+            if let Some(Ack::Core(board, ticket)) = e.into_inner().ack {
+                board.publish(ticket, false);
+            }
+        }
     }
 
     /// Whether the last write succeeded.
@@ -182,11 +202,7 @@ impl Writer {
             if sync_now {
                 ok = ok && self.sync(healthy);
             }
-            for m in batch {
-                if let Some(ack) = m.ack {
-                    let _ = ack.send(ok);
-                }
-            }
+            acknowledge(batch, ok);
             if idle && open {
                 std::thread::sleep(POLL);
             }
@@ -255,6 +271,28 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// Tells every waiter of a written (or failed) batch: oneshot waiters one by
+/// one, cores once each with their highest ticket (a core's events arrive
+/// in the order it sent them).
+fn acknowledge(batch: Vec<Msg>, ok: bool) {
+    let mut cores: Vec<(Arc<AckBoard>, u64)> = Vec::new();
+    for m in batch {
+        match m.ack {
+            None => {}
+            Some(Ack::Oneshot(tx)) => {
+                let _ = tx.send(ok);
+            }
+            Some(Ack::Core(board, ticket)) => match cores.iter_mut().find(|(b, _)| Arc::ptr_eq(b, &board)) {
+                Some((_, upto)) => *upto = (*upto).max(ticket),
+                None => cores.push((board, ticket)),
+            },
+        }
+    }
+    for (board, upto) in cores {
+        board.publish(upto, ok);
     }
 }
 

@@ -1,11 +1,13 @@
 //! Per-core proxy state: what every core shares read-only ([`Shared`]) and
-//! what one core owns ([`CoreCtx`]: its ledger handle, upstream pool and
-//! request-id counter).
+//! what one core owns ([`CoreCtx`]: its ledger handle, upstream pool,
+//! audit acknowledgements and request-id counter).
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::acks::CoreAcks;
 use crate::audit::{AuditSink, Durability};
 use crate::http1::Limits;
 use crate::keys::registry::KeyRegistry;
@@ -53,6 +55,8 @@ pub struct CoreCtx {
     pub ledgers: Ledgers,
     /// Idle upstream connections.
     pub pool: RefCell<Pool>,
+    /// Waiters for this core's audit events to be durable.
+    pub acks: Rc<CoreAcks>,
     core: usize,
     counter: Cell<u64>,
 }
@@ -60,7 +64,7 @@ pub struct CoreCtx {
 impl CoreCtx {
     /// A context for `core`.
     pub fn new(core: usize, shared: Arc<Shared>, ledgers: Ledgers) -> CoreCtx {
-        CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), core, counter: Cell::new(0) }
+        CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), acks: Rc::new(CoreAcks::new()), core, counter: Cell::new(0) }
     }
 
     /// A request id unique within this process run (and very likely across runs).

@@ -241,7 +241,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fi
     if held.counted {
         let record = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };
         let written = if shared.durability == Durability::Sync && cost > 0 {
-            shared.audit.append_acked(record).await.unwrap_or(false)
+            ctx.acks.append_durable(&shared.audit, record).await
         } else {
             shared.audit.append(record);
             true
@@ -338,7 +338,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     let settle_base = settle_later.map(|_| ev.clone());
     let request_id = ev.request_id.clone();
     if shared.durability == Durability::Sync {
-        if !shared.audit.append_acked(ev).await.unwrap_or(false) {
+        if !ctx.acks.append_durable(&shared.audit, ev).await {
             tracing::error!(request_id = %request_id, "audit event for a forwarded call was not written");
         }
     } else {

@@ -168,6 +168,8 @@ pub fn start(cfg: Config) -> Result<Running, String> {
             let local = Rc::new(RefCell::new(Ledger::with_spend(today, spend)));
             monoio::spawn(inbox.serve(Rc::clone(&local)));
             let ctx = Rc::new(CoreCtx::new(core, shared, Ledgers::new(core, local, mailboxes)));
+            let acks = Rc::clone(&ctx.acks);
+            monoio::spawn(async move { acks.dispatch().await });
             match monoio::net::TcpListener::from_std(listener) {
                 Ok(l) => server::accept_loop(l, ctx).await,
                 Err(e) => tracing::error!(core, error = %e, "cannot adopt listener"),
