@@ -187,8 +187,10 @@ impl Writer {
                 Durability::Sync => true,
                 Durability::Interval(every) => {
                     let due = !open || self.last_sync.elapsed() >= every;
+                    // Someone waits on an event: write now (fsync as usual).
+                    let waited_on = batch.iter().any(|m| m.ack.is_some());
                     self.pending.take(std::mem::take(&mut batch));
-                    if due || self.pending.len() >= MAX_PENDING {
+                    if due || waited_on || self.pending.len() >= MAX_PENDING {
                         batch = self.pending.release_all();
                     }
                     due
@@ -301,7 +303,8 @@ fn acknowledge(batch: Vec<Msg>, ok: bool) {
 /// per key touched, and a reserve event folded into its call event when
 /// the call is answered in the same interval (one record instead of two).
 /// Buffering costs no durability: in this mode nothing is durable before
-/// the fsync, and every buffered event is written just before it.
+/// the fsync, and every buffered event is written just before it. An event
+/// someone waits on is written at once, with everything buffered before it.
 #[derive(Default)]
 struct Pending {
     slots: Vec<Option<Msg>>,
@@ -477,5 +480,32 @@ mod tests {
         assert_eq!(stored(&store)[0].kind, EventKind::Reserve as u8);
         drop(sink);
         handle.join().unwrap();
+    }
+
+    #[test]
+    fn an_interval_writer_writes_an_event_someone_waits_on_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_secs(30))).unwrap();
+        sink.append(event("req_a", EventKind::Call, 0, 0));
+        let rx = sink.append_acked(event("req_b", EventKind::Call, 0, 0));
+        let (tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(futures_executor_block_on(rx)));
+        let acked = done.recv_timeout(Duration::from_secs(5)).expect("acknowledged long before the 30 s interval");
+        assert_eq!(acked, Ok(true));
+        assert_eq!(stored(&store).len(), 2, "the waited-on event and the one buffered before it are written");
+        drop(sink);
+        handle.join().unwrap();
+    }
+
+    /// Blocks on a oneshot receiver without an async runtime.
+    fn futures_executor_block_on(mut rx: oneshot::Receiver<bool>) -> Result<bool, oneshot::Canceled> {
+        loop {
+            match rx.try_recv() {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
