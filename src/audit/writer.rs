@@ -90,8 +90,8 @@ const MAX_BATCH: usize = 4096;
 /// Nice value of an interval-mode writer (a sync-mode writer keeps the
 /// proxy's priority: answers wait on it).
 const INTERVAL_WRITER_NICE: i32 = 5;
-/// Most events an interval-mode writer buffers before writing them (without
-/// an fsync) ahead of its interval.
+/// Most reserve events an interval-mode writer holds before writing them
+/// (without an fsync) ahead of its interval.
 const MAX_PENDING: usize = 16_384;
 /// How often an interval-mode writer looks for new events.
 const POLL: Duration = Duration::from_millis(1);
@@ -187,11 +187,9 @@ impl Writer {
                 Durability::Sync => true,
                 Durability::Interval(every) => {
                     let due = !open || self.last_sync.elapsed() >= every;
-                    // Someone waits on an event: write now (fsync as usual).
-                    let waited_on = batch.iter().any(|m| m.ack.is_some());
-                    self.pending.take(std::mem::take(&mut batch));
-                    if due || waited_on || self.pending.len() >= MAX_PENDING {
-                        batch = self.pending.release_all();
+                    batch = self.pending.take(batch);
+                    if due || self.pending.len() >= MAX_PENDING {
+                        batch.extend(self.pending.release_all());
                     }
                     due
                 }
@@ -298,51 +296,53 @@ fn acknowledge(batch: Vec<Msg>, ok: bool) {
     }
 }
 
-/// Events an interval-mode writer buffers until its next fsync, so that
-/// each interval is one batch: one journal write, one spend-total update
-/// per key touched, and a reserve event folded into its call event when
-/// the call is answered in the same interval (one record instead of two).
-/// Buffering costs no durability: in this mode nothing is durable before
-/// the fsync, and every buffered event is written just before it. An event
-/// someone waits on is written at once, with everything buffered before it.
+/// Reserve events an interval-mode writer holds back until its next fsync,
+/// so that a call answered before then is written as one record (its
+/// reserve folded into its call event) instead of two. Everything else is
+/// written as it comes, in small batches that never keep a core busy for
+/// long. Holding costs no durability: in this mode nothing is durable
+/// before the fsync, and every held reserve is written just before it.
+/// Each request's own events keep their order (reserve, then call, then
+/// settle), so no key's running total dips lower than it would unfolded.
 #[derive(Default)]
 struct Pending {
     slots: Vec<Option<Msg>>,
-    /// Unanswered reserve events, by request id.
+    /// Held reserve events, by request id.
     reserves: HashMap<String, usize>,
 }
 
 impl Pending {
     fn len(&self) -> usize {
-        self.slots.len()
+        self.reserves.len()
     }
 
-    /// Buffers a batch, folding each call event's reserve (if buffered)
-    /// into it.
-    fn take(&mut self, batch: Vec<Msg>) {
+    /// Holds the batch's reserve events nobody waits on and folds held
+    /// reserves into their call events; returns what is to be written now.
+    fn take(&mut self, batch: Vec<Msg>) -> Vec<Msg> {
         let reserve = EventKind::Reserve as u8;
         let call = EventKind::Call as u8;
+        let mut now = Vec::with_capacity(batch.len());
         for mut m in batch {
-            if m.event.kind == reserve && m.ack.is_none() && !m.event.request_id.is_empty() {
+            if m.event.kind == reserve && m.ack.is_none() && !m.event.request_id.is_empty() && !self.reserves.contains_key(&m.event.request_id) {
                 self.reserves.insert(m.event.request_id.clone(), self.slots.len());
-            } else if m.event.kind == call {
+                self.slots.push(Some(m));
+                continue;
+            }
+            if m.event.kind == call {
                 if let Some(&i) = self.reserves.get(&m.event.request_id) {
                     if let Some(r) = self.slots[i].take_if(|r| same_call(&r.event, &m.event)) {
-                        // The folded record takes the reserve's place, so no
-                        // running total dips lower than it did unfolded.
                         self.reserves.remove(&m.event.request_id);
                         m.event.spend_delta += r.event.spend_delta;
                         m.event.calls_delta += r.event.calls_delta;
-                        self.slots[i] = Some(m);
-                        continue;
                     }
                 }
             }
-            self.slots.push(Some(m));
+            now.push(m);
         }
+        now
     }
 
-    /// Every buffered event, in arrival order.
+    /// Every held reserve, oldest first.
     fn release_all(&mut self) -> Vec<Msg> {
         self.reserves.clear();
         self.slots.drain(..).flatten().collect()
@@ -457,7 +457,7 @@ mod tests {
         sink.append(event("req_b", EventKind::Reserve, 700, 1));
         sink.append(event("req_a", EventKind::Call, 0, 0));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(stored(&store).is_empty(), "nothing is written before the interval's fsync");
+        assert_eq!(stored(&store).len(), 1, "the folded call is written, the unanswered reserve is held");
         drop(sink);
         handle.join().unwrap();
         let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
@@ -467,14 +467,14 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_writer_writes_what_it_buffered_at_its_next_fsync() {
+    fn an_interval_writer_writes_held_reserves_at_its_next_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_millis(100))).unwrap();
         sink.append(event("req_a", EventKind::Reserve, 500, 1));
         let deadline = Instant::now() + Duration::from_secs(5);
         while stored(&store).is_empty() {
-            assert!(Instant::now() < deadline, "a buffered reserve was never written");
+            assert!(Instant::now() < deadline, "a held reserve was never written");
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(stored(&store)[0].kind, EventKind::Reserve as u8);
@@ -493,7 +493,7 @@ mod tests {
         std::thread::spawn(move || tx.send(futures_executor_block_on(rx)));
         let acked = done.recv_timeout(Duration::from_secs(5)).expect("acknowledged long before the 30 s interval");
         assert_eq!(acked, Ok(true));
-        assert_eq!(stored(&store).len(), 2, "the waited-on event and the one buffered before it are written");
+        assert_eq!(stored(&store).len(), 2, "events other than reserves are written as they come");
         drop(sink);
         handle.join().unwrap();
     }
