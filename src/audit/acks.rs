@@ -121,4 +121,24 @@ mod tests {
         drop(sink);
         handle.join().unwrap();
     }
+
+    #[test]
+    fn a_waiter_fails_closed_when_the_writer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (sink, handle) = spawn(Arc::clone(&store), Durability::Sync).unwrap();
+        // A second sink on a channel nobody reads stands in for a dead writer.
+        let dead = AuditSink::closed_for_tests();
+        let answers = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async {
+            let acks = Rc::new(CoreAcks::new());
+            let a = Rc::clone(&acks);
+            monoio::spawn(async move { a.dispatch().await });
+            let ok = acks.append_durable(&sink, AuditEvent::default()).await;
+            let lost = monoio::time::timeout(Duration::from_secs(5), acks.append_durable(&dead, AuditEvent::default())).await.expect("answered, not left waiting");
+            (ok, lost)
+        });
+        assert_eq!(answers, (true, false));
+        drop(sink);
+        handle.join().unwrap();
+    }
 }

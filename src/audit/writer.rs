@@ -2,8 +2,11 @@
 //! crossbeam channel); one thread drains it in batches, assigns sequence
 //! numbers, writes events and the affected per-day spend totals in one fjall
 //! batch, and group-commits: in `Sync` mode the batch is fsynced before any
-//! waiting caller is acknowledged. Write failures flip the sink unhealthy so
-//! the proxy fails closed on spend-carrying calls.
+//! waiting caller is acknowledged (proxy cores once per batch, through
+//! [`super::acks`]). In `Interval` mode it holds reserve events until the
+//! next fsync so that a call answered by then costs one record, not two
+//! (see `Pending`). Write failures flip the sink unhealthy so the proxy fails
+//! closed on spend-carrying calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +41,24 @@ enum Ack {
     /// One waiter, told on its own channel.
     Oneshot(oneshot::Sender<bool>),
     /// A proxy core, told once per batch for all of its tickets.
-    Core(Arc<AckBoard>, u64),
+    Core(CoreTicket),
+}
+
+/// One event a proxy core waits on. A ticket dropped unanswered (the
+/// writer thread died, or the channel closed) reports failure, so the core
+/// fails closed instead of waiting forever.
+struct CoreTicket {
+    board: Arc<AckBoard>,
+    ticket: u64,
+    answered: bool,
+}
+
+impl Drop for CoreTicket {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.board.publish(self.ticket, false);
+        }
+    }
 }
 
 /// Where cores send events. Cheap to clone.
@@ -72,12 +92,18 @@ impl AuditSink {
     /// Queues an event for a core's [`super::acks::CoreAcks`]: the writer
     /// publishes `ticket`'s outcome on `board` with the rest of its batch.
     pub(super) fn append_for_core(&self, event: AuditEvent, board: Arc<AckBoard>, ticket: u64) {
-        if let Err(e) = self.tx.send(Msg { event, ack: Some(Ack::Core(board, ticket)) }) {
+        // On a closed channel the ticket is dropped unanswered: it reports failure.
+        if self.tx.send(Msg { event, ack: Some(Ack::Core(CoreTicket { board, ticket, answered: false })) }).is_err() {
             self.healthy.store(false, Ordering::Relaxed);
-            if let Some(Ack::Core(board, ticket)) = e.into_inner().ack {
-                board.publish(ticket, false);
-            }
         }
+    }
+
+    /// A sink whose writer is gone (its channel is closed), for tests of
+    /// the fail-closed paths.
+    #[cfg(test)]
+    pub(crate) fn closed_for_tests() -> AuditSink {
+        let (tx, _) = crossbeam_channel::unbounded();
+        AuditSink { tx, healthy: Arc::new(AtomicBool::new(true)) }
     }
 
     /// Whether the last write succeeded.
@@ -285,10 +311,13 @@ fn acknowledge(batch: Vec<Msg>, ok: bool) {
             Some(Ack::Oneshot(tx)) => {
                 let _ = tx.send(ok);
             }
-            Some(Ack::Core(board, ticket)) => match cores.iter_mut().find(|(b, _)| Arc::ptr_eq(b, &board)) {
-                Some((_, upto)) => *upto = (*upto).max(ticket),
-                None => cores.push((board, ticket)),
-            },
+            Some(Ack::Core(mut t)) => {
+                t.answered = true;
+                match cores.iter_mut().find(|(b, _)| Arc::ptr_eq(b, &t.board)) {
+                    Some((_, upto)) => *upto = (*upto).max(t.ticket),
+                    None => cores.push((Arc::clone(&t.board), t.ticket)),
+                }
+            }
         }
     }
     for (board, upto) in cores {
