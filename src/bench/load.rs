@@ -129,8 +129,25 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("valid sigfigs")))
 }
 
+/// How hard and how long to drive a target.
+pub struct Drive {
+    /// Generator threads.
+    pub threads: usize,
+    /// Keep-alive connections, spread over the threads.
+    pub connections: usize,
+    /// Unmeasured run-up.
+    pub warmup: Duration,
+    /// Measured window.
+    pub duration: Duration,
+    /// Total requests/s to pace to (`None`: as fast as possible).
+    pub rate: Option<f64>,
+    /// Print a progress line while running.
+    pub progress: bool,
+}
+
 /// Runs the workload against `addr`.
-pub fn run(addr: SocketAddr, work: Arc<Workload>, threads: usize, connections: usize, warmup: Duration, duration: Duration, rate: Option<f64>, progress: bool) -> Outcome {
+pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
+    let Drive { threads, connections, warmup, duration, rate, progress } = *drive;
     let done = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

@@ -260,7 +260,10 @@ fn admin_get(addr: SocketAddr, path: &str) -> Result<Value, String> {
 }
 
 /// Issues keys in batches; returns (stripe tokens, llm tokens, all ids).
-fn issue_keys(admin: SocketAddr, args: &BenchArgs) -> Result<(Vec<String>, Vec<String>, Vec<String>), String> {
+/// Tokens for Stripe-vendor keys, tokens for LLM keys, and every key id.
+type IssuedKeys = (Vec<String>, Vec<String>, Vec<String>);
+
+fn issue_keys(admin: SocketAddr, args: &BenchArgs) -> Result<IssuedKeys, String> {
     let llm_share = if args.mix[2] > 0 { 10 } else { 0 };
     let (mut stripe, mut llm, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     let mut i = 0;
@@ -321,7 +324,8 @@ fn workload(args: &BenchArgs, stripe: Vec<String>, llm: Vec<String>, prefixed: b
 fn run_one(name: &str, addr: SocketAddr, work: Arc<Workload>, args: &BenchArgs, proxy_pid: Option<u32>, gen_threads: usize) -> Row {
     eprintln!("▶ {name}: {} connections, {:?}", args.connections, args.duration);
     let cpu0 = proxy_pid.map(procs::cpu_secs);
-    let o = load::run(addr, work, gen_threads, args.connections, Duration::from_secs(1), args.duration, args.rate, true);
+    let drive = load::Drive { threads: gen_threads, connections: args.connections, warmup: Duration::from_secs(1), duration: args.duration, rate: args.rate, progress: true };
+    let o = load::run(addr, work, &drive);
     let cpu = proxy_pid.zip(cpu0).map(|(p, c0)| (procs::cpu_secs(p) - c0) * args.duration.as_secs_f64() / o.elapsed.as_secs_f64().max(1e-9));
     let rss = proxy_pid.map(procs::peak_rss_kib);
     Row::from(name, &o, cpu, rss, gen_threads)

@@ -11,7 +11,7 @@ use super::glob::any_match;
 ///
 /// # Errors
 /// The offending parameter name.
-pub fn check<'a>(constraints: &'a [(String, Vec<String>)], has_body: bool, values: impl Fn(&str) -> Vec<String>) -> Result<(), &'a str> {
+pub fn check(constraints: &[(String, Vec<String>)], has_body: bool, values: impl Fn(&str) -> Vec<String>) -> Result<(), &str> {
     for (param, allowed) in constraints {
         let vals = values(param);
         if vals.is_empty() {
