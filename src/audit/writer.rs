@@ -3,9 +3,8 @@
 //! numbers, writes events and the affected per-day spend totals in one fjall
 //! batch, and group-commits: in `Sync` mode the batch is fsynced before any
 //! waiting caller is acknowledged (proxy cores once per batch, through
-//! [`super::acks`]). In `Interval` mode it holds reserve events until the
-//! next fsync so that a call answered by then costs one record, not two
-//! (see `Pending`). Write failures flip the sink unhealthy so the proxy fails
+//! [`super::acks`]). It holds reserve events until the next fsync so that a
+//! call answered by then costs one record, not two (see `Pending`). Write failures flip the sink unhealthy so the proxy fails
 //! closed on spend-carrying calls.
 
 use std::collections::HashMap;
@@ -159,7 +158,7 @@ struct Writer {
     totals: HashMap<(u32, String), (u64, u32)>,
     last_sync: Instant,
     dirty: bool,
-    /// Interval mode: events waiting for the next fsync.
+    /// Reserve events waiting for their call event (until the next fsync).
     pending: Pending,
 }
 
@@ -209,17 +208,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            batch = self.pending.take(batch);
             let sync_now = match self.durability {
+                // Every batch is fsynced: reserves are held only within it.
                 Durability::Sync => true,
-                Durability::Interval(every) => {
-                    let due = !open || self.last_sync.elapsed() >= every;
-                    batch = self.pending.take(batch);
-                    if due || self.pending.len() >= MAX_PENDING {
-                        batch.extend(self.pending.release_all());
-                    }
-                    due
-                }
+                Durability::Interval(every) => !open || self.last_sync.elapsed() >= every,
             };
+            if sync_now || self.pending.len() >= MAX_PENDING {
+                batch.extend(self.pending.release_all());
+            }
             let mut ok = true;
             if !batch.is_empty() {
                 ok = self.write_batch(&mut batch);
@@ -241,13 +238,9 @@ impl Writer {
             tracing::error!("audit batch could not be written (injected fault); refusing spend-carrying calls");
             return false;
         }
-        let folded = fold_reserves(batch);
         let mut b = self.store.db.batch();
         let mut touched: Vec<(u32, String)> = Vec::new();
-        for (i, m) in batch.iter_mut().enumerate() {
-            if folded.get(i).copied().unwrap_or(false) {
-                continue;
-            }
+        for m in batch.iter_mut() {
             m.event.seq = self.next_seq;
             self.next_seq += 1;
             self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
@@ -325,12 +318,13 @@ fn acknowledge(batch: Vec<Msg>, ok: bool) {
     }
 }
 
-/// Reserve events an interval-mode writer holds back until its next fsync,
-/// so that a call answered before then is written as one record (its
-/// reserve folded into its call event) instead of two. Everything else is
-/// written as it comes, in small batches that never keep a core busy for
-/// long. Holding costs no durability: in this mode nothing is durable
-/// before the fsync, and every held reserve is written just before it.
+/// Reserve events the writer holds back until its next fsync, so that a call
+/// answered before then is written as one record (its reserve folded into
+/// its call event) instead of two. In interval mode that spans the interval;
+/// in sync mode, where every batch is fsynced, only the batch. Everything
+/// else is written as it comes, in small batches that never keep a core
+/// busy for long. Holding costs no durability: nothing is durable before
+/// the fsync, and every held reserve is written just before it.
 /// Each request's own events keep their order (reserve, then call, then
 /// settle), so no key's running total dips lower than it would unfolded.
 #[derive(Default)]
@@ -383,44 +377,6 @@ fn same_call(reserve: &AuditEvent, call: &AuditEvent) -> bool {
     !reserve.request_id.is_empty() && reserve.request_id == call.request_id && reserve.key_id == call.key_id && reserve.spend_day == call.spend_day
 }
 
-/// Folds each `reserve` event and its request's `call` event into one
-/// record (the call event, in the reserve's place) when both are in the
-/// same batch: it carries the sum of their spend and call deltas, so a call answered inside one group commit costs one log
-/// entry instead of two. Totals, views and scans are unchanged (they sum
-/// deltas). Returns which events were folded away.
-fn fold_reserves(batch: &mut [Msg]) -> Vec<bool> {
-    let reserve = EventKind::Reserve as u8;
-    if !batch.iter().any(|m| m.event.kind == reserve) {
-        return Vec::new();
-    }
-    let mut folded = vec![false; batch.len()];
-    let mut open: HashMap<&str, usize> = HashMap::new();
-    let mut pairs: Vec<(usize, usize)> = Vec::new();
-    for (i, m) in batch.iter().enumerate() {
-        let ev = &m.event;
-        if ev.kind == reserve && !ev.request_id.is_empty() {
-            open.insert(ev.request_id.as_str(), i);
-        } else if ev.kind == EventKind::Call as u8 {
-            if let Some(&j) = open.get(ev.request_id.as_str()) {
-                if same_call(&batch[j].event, ev) {
-                    open.remove(ev.request_id.as_str());
-                    pairs.push((j, i));
-                }
-            }
-        }
-    }
-    for (j, i) in pairs {
-        // The folded record takes the reserve's place, so no running total
-        // dips lower than it did unfolded.
-        let mut call = batch[i].event.clone();
-        call.spend_delta += batch[j].event.spend_delta;
-        call.calls_delta += batch[j].event.calls_delta;
-        batch[j].event = call;
-        folded[i] = true;
-    }
-    folded
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +408,8 @@ mod tests {
         .into_iter()
         .map(|event| Msg { event, ack: None })
         .collect();
+        let mut batch = w.pending.take(std::mem::take(&mut batch));
+        batch.extend(w.pending.release_all());
         assert!(w.write_batch(&mut batch));
         let events = stored(&store);
         let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (e.request_id.as_str(), e.kind, e.spend_delta, e.calls_delta)).collect();
