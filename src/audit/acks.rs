@@ -90,14 +90,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::audit::writer::{spawn, Durability};
-    use crate::store::Store;
+    use crate::audit::writer::{spawn_in_temp_dir, Durability};
 
     #[test]
     fn waiters_on_a_core_resolve_once_their_events_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, handle) = spawn(Arc::clone(&store), Durability::Sync).unwrap();
+        let (_dir, store, sink, handle) = spawn_in_temp_dir(Durability::Sync);
         let answers = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async {
             let acks = Rc::new(CoreAcks::new());
             let a = Rc::clone(&acks);
@@ -124,9 +121,7 @@ mod tests {
 
     #[test]
     fn a_waiter_fails_closed_when_the_writer_is_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, handle) = spawn(Arc::clone(&store), Durability::Sync).unwrap();
+        let (_dir, _store, sink, handle) = spawn_in_temp_dir(Durability::Sync);
         // A second sink on a channel nobody reads stands in for a dead writer.
         let dead = AuditSink::closed_for_tests();
         let answers = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async {

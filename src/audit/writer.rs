@@ -377,6 +377,16 @@ fn same_call(reserve: &AuditEvent, call: &AuditEvent) -> bool {
     !reserve.request_id.is_empty() && reserve.request_id == call.request_id && reserve.key_id == call.key_id && reserve.spend_day == call.spend_day
 }
 
+/// A writer over a fresh store in a temp dir, for tests: the dir (keep it
+/// alive), the store, the sink and the writer thread.
+#[cfg(test)]
+pub(crate) fn spawn_in_temp_dir(durability: Durability) -> (tempfile::TempDir, Arc<Store>, AuditSink, std::thread::JoinHandle<()>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let (sink, handle) = spawn(Arc::clone(&store), durability).unwrap();
+    (dir, store, sink, handle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,9 +446,7 @@ mod tests {
 
     #[test]
     fn an_interval_writer_folds_a_reserve_into_a_call_that_comes_in_a_later_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_secs(5))).unwrap();
+        let (_dir, store, sink, handle) = spawn_in_temp_dir(Durability::Interval(Duration::from_secs(5)));
         sink.append(event("req_a", EventKind::Reserve, 500, 1));
         std::thread::sleep(Duration::from_millis(30)); // the writer polls it alone
         sink.append(event("req_b", EventKind::Reserve, 700, 1));
@@ -455,9 +463,7 @@ mod tests {
 
     #[test]
     fn an_interval_writer_writes_held_reserves_at_its_next_fsync() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_millis(100))).unwrap();
+        let (_dir, store, sink, handle) = spawn_in_temp_dir(Durability::Interval(Duration::from_millis(100)));
         sink.append(event("req_a", EventKind::Reserve, 500, 1));
         let deadline = Instant::now() + Duration::from_secs(5);
         while stored(&store).is_empty() {
@@ -471,9 +477,7 @@ mod tests {
 
     #[test]
     fn an_interval_writer_writes_an_event_someone_waits_on_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, handle) = spawn(Arc::clone(&store), Durability::Interval(Duration::from_secs(30))).unwrap();
+        let (_dir, store, sink, handle) = spawn_in_temp_dir(Durability::Interval(Duration::from_secs(30)));
         sink.append(event("req_a", EventKind::Call, 0, 0));
         let rx = sink.append_acked(event("req_b", EventKind::Call, 0, 0));
         let (tx, done) = std::sync::mpsc::channel();
