@@ -3,9 +3,11 @@
 //! numbers, writes events and the affected per-day spend totals in one fjall
 //! batch, and group-commits: in `Sync` mode the batch is fsynced before any
 //! waiting caller is acknowledged (proxy cores once per batch, through
-//! [`super::acks`]). It holds reserve events until the next fsync so that a
-//! call answered by then costs one record, not two (see `Pending`). Write failures flip the sink unhealthy so the proxy fails
-//! closed on spend-carrying calls.
+//! [`super::acks`]). It holds events nobody waits on until the next fsync,
+//! so an interval is one batch with one spend row per key touched, and a
+//! call answered by then costs one record, not two (see `Pending`). Write
+//! failures flip the sink unhealthy so the proxy fails closed on
+//! spend-carrying calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,8 +117,8 @@ const MAX_BATCH: usize = 4096;
 /// Nice value of an interval-mode writer (a sync-mode writer keeps the
 /// proxy's priority: answers wait on it).
 const INTERVAL_WRITER_NICE: i32 = 5;
-/// Most reserve events an interval-mode writer holds before writing them
-/// (without an fsync) ahead of its interval.
+/// Most events an interval-mode writer holds before writing them (without
+/// an fsync) ahead of its interval.
 const MAX_PENDING: usize = 16_384;
 /// How often an interval-mode writer looks for new events.
 const POLL: Duration = Duration::from_millis(1);
@@ -154,8 +156,8 @@ struct Writer {
     /// Test fault: fail every batch once this many events were written
     /// (`CAPGATE_FAULT_AUDIT_FAIL_AFTER`).
     fail_after: Option<u64>,
-    /// Spend and call totals for the days seen recently, by (day, key id).
-    totals: HashMap<(u32, String), (u64, u32)>,
+    /// Spend and call totals for the days seen recently, by day, then key id.
+    totals: HashMap<u32, HashMap<String, (u64, u32)>>,
     last_sync: Instant,
     dirty: bool,
     /// Reserve events waiting for their call event (until the next fsync).
@@ -174,10 +176,10 @@ impl Writer {
         };
         let fail_after = std::env::var("CAPGATE_FAULT_AUDIT_FAIL_AFTER").ok().and_then(|v| v.parse().ok());
         let today = clock::day_of(clock::now_ms());
-        let mut totals = HashMap::new();
+        let mut totals: HashMap<u32, HashMap<String, (u64, u32)>> = HashMap::new();
         for day in [today.saturating_sub(1), today] {
             for (id, micros, calls) in store.spend_for_day(day)? {
-                totals.insert((day, id), (micros, calls));
+                totals.entry(day).or_default().insert(id, (micros, calls));
             }
         }
         Ok(Writer { store, durability, next_seq, last_key_ts, fail_after, totals, last_sync: Instant::now(), dirty: false, pending: Pending::default() })
@@ -185,37 +187,41 @@ impl Writer {
 
     fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
         let mut open = true;
+        // Both buffers keep their capacity from batch to batch: an event is a
+        // few hundred bytes, and regrowing them each time cost the writer
+        // more than fjall's inserts (reallocation copies and fresh pages).
+        let mut incoming: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
         while open {
-            let mut batch = Vec::new();
             match self.durability {
                 // Waiters are acknowledged per batch: block until work comes.
                 Durability::Sync => match rx.recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => incoming.push(m),
                     Err(_) => break,
                 },
                 // Nobody waits: poll every millisecond instead of being woken
                 // per event, so appending costs the cores no wake-up syscall.
                 Durability::Interval(_) => match rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => incoming.push(m),
                     Err(TryRecvError::Empty) => {}
                     Err(TryRecvError::Disconnected) => open = false,
                 },
             }
-            let idle = batch.is_empty();
-            while !idle && batch.len() < MAX_BATCH {
+            let idle = incoming.is_empty();
+            while !idle && incoming.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => incoming.push(m),
                     Err(_) => break,
                 }
             }
-            batch = self.pending.take(batch);
+            self.pending.take(&mut incoming, &mut batch);
             let sync_now = match self.durability {
-                // Every batch is fsynced: reserves are held only within it.
+                // Every batch is fsynced: events are held only within it.
                 Durability::Sync => true,
                 Durability::Interval(every) => !open || self.last_sync.elapsed() >= every,
             };
             if sync_now || self.pending.len() >= MAX_PENDING {
-                batch.extend(self.pending.release_all());
+                self.pending.release_all(&mut batch);
             }
             let mut ok = true;
             if !batch.is_empty() {
@@ -225,7 +231,7 @@ impl Writer {
             if sync_now {
                 ok = ok && self.sync(healthy);
             }
-            acknowledge(batch, ok);
+            acknowledge(&mut batch, ok);
             if idle && open {
                 std::thread::sleep(POLL);
             }
@@ -239,28 +245,40 @@ impl Writer {
             return false;
         }
         let mut b = self.store.db.batch();
-        let mut touched: Vec<(u32, String)> = Vec::new();
         for m in batch.iter_mut() {
             m.event.seq = self.next_seq;
             self.next_seq += 1;
             self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
             b.insert(&self.store.audit, storage_key(self.last_key_ts, m.event.seq).to_vec(), encode(&m.event));
-            if (m.event.spend_delta != 0 || m.event.calls_delta != 0) && !m.event.key_id.is_empty() {
-                let slot = (m.event.spend_day, m.event.key_id.clone());
-                let total = self.totals.entry(slot.clone()).or_insert_with(|| {
-                    self.store.spend.get(spend_key(slot.0, &slot.1)).ok().flatten().and_then(|v| parse_spend_value(&v)).unwrap_or((0, 0))
-                });
-                total.0 = total.0.saturating_add_signed(m.event.spend_delta);
-                total.1 = total.1.saturating_add_signed(m.event.calls_delta);
-                touched.push(slot);
-            }
         }
-        for slot in touched {
-            let (micros, calls) = self.totals.get(&slot).copied().unwrap_or((0, 0));
-            b.insert(&self.store.spend, spend_key(slot.0, &slot.1), spend_value(micros, calls).to_vec());
+        // One spend row per (day, key) the batch touched, however many of its
+        // events did: a hot key's row is written once, not once per call.
+        let mut touched: Vec<(u32, &str)> = Vec::new();
+        for m in batch.iter() {
+            let ev = &m.event;
+            if (ev.spend_delta == 0 && ev.calls_delta == 0) || ev.key_id.is_empty() {
+                continue;
+            }
+            let day = self.totals.entry(ev.spend_day).or_default();
+            let total = match day.get_mut(ev.key_id.as_str()) {
+                Some(t) => t,
+                None => {
+                    let stored = self.store.spend.get(spend_key(ev.spend_day, &ev.key_id)).ok().flatten().and_then(|v| parse_spend_value(&v));
+                    day.entry(ev.key_id.clone()).or_insert(stored.unwrap_or((0, 0)))
+                }
+            };
+            total.0 = total.0.saturating_add_signed(ev.spend_delta);
+            total.1 = total.1.saturating_add_signed(ev.calls_delta);
+            touched.push((ev.spend_day, ev.key_id.as_str()));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for (day, key_id) in touched {
+            let (micros, calls) = self.totals.get(&day).and_then(|d| d.get(key_id)).copied().unwrap_or((0, 0));
+            b.insert(&self.store.spend, spend_key(day, key_id), spend_value(micros, calls).to_vec());
         }
         let today = clock::day_of(clock::now_ms());
-        self.totals.retain(|(d, _), _| *d + 1 >= today);
+        self.totals.retain(|d, _| *d + 1 >= today);
         match b.commit() {
             Ok(()) => {
                 self.dirty = true;
@@ -296,9 +314,9 @@ impl Writer {
 /// Tells every waiter of a written (or failed) batch: oneshot waiters one by
 /// one, cores once each with their highest ticket (a core's events arrive
 /// in the order it sent them).
-fn acknowledge(batch: Vec<Msg>, ok: bool) {
+fn acknowledge(batch: &mut Vec<Msg>, ok: bool) {
     let mut cores: Vec<(Arc<AckBoard>, u64)> = Vec::new();
-    for m in batch {
+    for m in batch.drain(..) {
         match m.ack {
             None => {}
             Some(Ack::Oneshot(tx)) => {
@@ -318,15 +336,15 @@ fn acknowledge(batch: Vec<Msg>, ok: bool) {
     }
 }
 
-/// Reserve events the writer holds back until its next fsync, so that a call
-/// answered before then is written as one record (its reserve folded into
-/// its call event) instead of two. In interval mode that spans the interval;
-/// in sync mode, where every batch is fsynced, only the batch. Everything
-/// else is written as it comes, in small batches that never keep a core
-/// busy for long. Holding costs no durability: nothing is durable before
-/// the fsync, and every held reserve is written just before it.
-/// Each request's own events keep their order (reserve, then call, then
-/// settle), so no key's running total dips lower than it would unfolded.
+/// Events the writer holds back until its next fsync (or until an event
+/// somebody waits on comes, which must be written at once): in interval
+/// mode the whole interval goes into one fjall batch, and a call answered
+/// by then is written as one record (its reserve folded into its call
+/// event) instead of two. In sync mode, where every batch is fsynced, only
+/// the batch is held. Holding costs no durability: nothing is durable before
+/// the fsync, and everything held is written just before it, in the order it
+/// came. Each request's own events keep their order (reserve, then call,
+/// then settle), so no key's running total dips lower than it would unfolded.
 #[derive(Default)]
 struct Pending {
     slots: Vec<Option<Msg>>,
@@ -336,21 +354,17 @@ struct Pending {
 
 impl Pending {
     fn len(&self) -> usize {
-        self.reserves.len()
+        self.slots.len()
     }
 
-    /// Holds the batch's reserve events nobody waits on and folds held
-    /// reserves into their call events; returns what is to be written now.
-    fn take(&mut self, batch: Vec<Msg>) -> Vec<Msg> {
+    /// Holds the events nobody waits on (emptying `incoming`) and folds held
+    /// reserves into their call events; appends to `now` what is to be
+    /// written now: when an event somebody waits on comes, everything held
+    /// before it, then that event.
+    fn take(&mut self, incoming: &mut Vec<Msg>, now: &mut Vec<Msg>) {
         let reserve = EventKind::Reserve as u8;
         let call = EventKind::Call as u8;
-        let mut now = Vec::with_capacity(batch.len());
-        for mut m in batch {
-            if m.event.kind == reserve && m.ack.is_none() && !m.event.request_id.is_empty() && !self.reserves.contains_key(&m.event.request_id) {
-                self.reserves.insert(m.event.request_id.clone(), self.slots.len());
-                self.slots.push(Some(m));
-                continue;
-            }
+        for mut m in incoming.drain(..) {
             if m.event.kind == call {
                 if let Some(&i) = self.reserves.get(&m.event.request_id) {
                     if let Some(r) = self.slots[i].take_if(|r| same_call(&r.event, &m.event)) {
@@ -360,15 +374,22 @@ impl Pending {
                     }
                 }
             }
-            now.push(m);
+            if m.ack.is_some() {
+                self.release_all(now);
+                now.push(m);
+                continue;
+            }
+            if m.event.kind == reserve && !m.event.request_id.is_empty() && !self.reserves.contains_key(&m.event.request_id) {
+                self.reserves.insert(m.event.request_id.clone(), self.slots.len());
+            }
+            self.slots.push(Some(m));
         }
-        now
     }
 
-    /// Every held reserve, oldest first.
-    fn release_all(&mut self) -> Vec<Msg> {
+    /// Appends every held event to `out`, in the order they came.
+    fn release_all(&mut self, out: &mut Vec<Msg>) {
         self.reserves.clear();
-        self.slots.drain(..).flatten().collect()
+        out.extend(self.slots.drain(..).flatten());
     }
 }
 
@@ -418,8 +439,10 @@ mod tests {
         .into_iter()
         .map(|event| Msg { event, ack: None })
         .collect();
-        let mut batch = w.pending.take(std::mem::take(&mut batch));
-        batch.extend(w.pending.release_all());
+        let mut out = Vec::new();
+        w.pending.take(&mut batch, &mut out);
+        w.pending.release_all(&mut out);
+        let mut batch = out;
         assert!(w.write_batch(&mut batch));
         let events = stored(&store);
         let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (e.request_id.as_str(), e.kind, e.spend_delta, e.calls_delta)).collect();
@@ -452,17 +475,18 @@ mod tests {
         sink.append(event("req_b", EventKind::Reserve, 700, 1));
         sink.append(event("req_a", EventKind::Call, 0, 0));
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(stored(&store).len(), 1, "the folded call is written, the unanswered reserve is held");
+        assert!(stored(&store).is_empty(), "everything is held until the interval's fsync");
         drop(sink);
         handle.join().unwrap();
         let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
-        assert_eq!(events, vec![("req_a".into(), EventKind::Call as u8, 500, 1), ("req_b".into(), EventKind::Reserve as u8, 700, 1)]);
+        // In the order they came; req_a's reserve rides in its call event.
+        assert_eq!(events, vec![("req_b".into(), EventKind::Reserve as u8, 700, 1), ("req_a".into(), EventKind::Call as u8, 500, 1)]);
         let day = clock::day_of(clock::now_ms());
         assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 1200, 2)]);
     }
 
     #[test]
-    fn an_interval_writer_writes_held_reserves_at_its_next_fsync() {
+    fn an_interval_writer_writes_held_events_at_its_next_fsync() {
         let (_dir, store, sink, handle) = spawn_in_temp_dir(Durability::Interval(Duration::from_millis(100)));
         sink.append(event("req_a", EventKind::Reserve, 500, 1));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -484,7 +508,8 @@ mod tests {
         std::thread::spawn(move || tx.send(futures_executor_block_on(rx)));
         let acked = done.recv_timeout(Duration::from_secs(5)).expect("acknowledged long before the 30 s interval");
         assert_eq!(acked, Ok(true));
-        assert_eq!(stored(&store).len(), 2, "events other than reserves are written as they come");
+        let ids: Vec<String> = stored(&store).into_iter().map(|e| e.request_id).collect();
+        assert_eq!(ids, vec!["req_a", "req_b"], "the waited-on event is written at once, after what was held before it");
         drop(sink);
         handle.join().unwrap();
     }
