@@ -88,7 +88,7 @@ pub struct AuditEvent {
 
 /// Encodes an event with its version byte.
 pub fn encode(ev: &AuditEvent) -> Vec<u8> {
-    let body = rkyv::to_bytes::<rancor::Error>(ev).map(|b| b.to_vec()).unwrap_or_default();
+    let body = rkyv::to_bytes::<rancor::Error>(ev).unwrap_or_default();
     let mut out = Vec::with_capacity(body.len() + 1);
     out.push(VERSION);
     out.extend_from_slice(&body);
@@ -105,6 +105,58 @@ pub fn decode(bytes: &[u8]) -> Option<AuditEvent> {
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
     aligned.extend_from_slice(body);
     rkyv::from_bytes::<AuditEvent, rancor::Error>(&aligned).ok()
+}
+
+/// The fields the spend views fold, borrowed: the view compactor reads
+/// every event, and building an owned [`AuditEvent`] for each cost it more
+/// than the fold.
+#[derive(Debug, Clone, Copy)]
+pub struct SpendFields<'a> {
+    /// UTC day the spend counts against.
+    pub spend_day: u32,
+    /// Vault key id.
+    pub key_id: &'a str,
+    /// Key label.
+    pub label: &'a str,
+    /// Vendor name.
+    pub vendor: &'a str,
+    /// [`EventKind`] as u8.
+    pub kind: u8,
+    /// [`Decision`] as u8.
+    pub decision: u8,
+    /// Change to the key's spend.
+    pub spend_delta: i64,
+    /// Change to the key's call count.
+    pub calls_delta: i32,
+}
+
+impl AuditEvent {
+    /// This event's [`SpendFields`].
+    pub fn spend_fields(&self) -> SpendFields<'_> {
+        SpendFields { spend_day: self.spend_day, key_id: &self.key_id, label: &self.label, vendor: &self.vendor, kind: self.kind, decision: self.decision, spend_delta: self.spend_delta, calls_delta: self.calls_delta }
+    }
+}
+
+/// Validates a stored event like [`decode`] and hands its [`SpendFields`]
+/// to `f` without deserialising it. `scratch` is reused for alignment.
+pub fn with_spend_fields<R>(bytes: &[u8], scratch: &mut rkyv::util::AlignedVec<16>, f: impl FnOnce(SpendFields<'_>) -> R) -> Option<R> {
+    let (&version, body) = bytes.split_first()?;
+    if version != VERSION {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(body);
+    let a = rkyv::access::<ArchivedAuditEvent, rancor::Error>(scratch).ok()?;
+    Some(f(SpendFields {
+        spend_day: a.spend_day.to_native(),
+        key_id: a.key_id.as_str(),
+        label: a.label.as_str(),
+        vendor: a.vendor.as_str(),
+        kind: a.kind,
+        decision: a.decision,
+        spend_delta: a.spend_delta.to_native(),
+        calls_delta: a.calls_delta.to_native(),
+    }))
 }
 
 /// Splits a storage key into its log timestamp and sequence.

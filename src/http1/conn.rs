@@ -186,8 +186,13 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     /// # Errors
     /// Socket errors.
     pub async fn write_all(&mut self, data: Vec<u8>) -> io::Result<()> {
-        let (res, _) = self.io.write_all(data).await;
-        res.map(|_| ())
+        self.write_all_returning(data).await.0
+    }
+
+    /// Writes all of `data` and hands the buffer back, to send it again.
+    pub async fn write_all_returning(&mut self, data: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let (res, buf) = self.io.write_all(data).await;
+        (res.map(|_| ()), buf)
     }
 
     /// Relays a response body from `self` (upstream) to `down` (client),

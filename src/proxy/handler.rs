@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use monoio::net::TcpStream;
 use sha2::{Digest, Sha256};
 
@@ -30,7 +31,7 @@ struct Plan {
     vendor: Arc<Vendor>,
     route: Route,
     quote: Quote,
-    body: Vec<u8>,
+    body: Bytes,
     /// Fingerprint for the duplicate-charge guard, when it applies.
     fingerprint: Option<[u8; 16]>,
 }
@@ -38,6 +39,19 @@ struct Plan {
 /// Most bytes of a JSON answer kept to read its `usage` (which OpenAI puts
 /// at the end) when settling; a longer answer keeps its reservation.
 const USAGE_CAPTURE: usize = 4 * 1024 * 1024;
+
+/// Most bytes of a raw request target kept in an audit event (when the
+/// route cannot canonicalise it).
+const MAX_LOGGED_TARGET: usize = 512;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncated(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 /// The refusal body shape this client's SDK understands, from the headers
 /// the official SDKs send.
@@ -63,7 +77,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
         ts_ms: now,
         request_id: ctx.next_request_id(),
         method: head.method.clone(),
-        path: head.target.chars().take(512).collect(),
+        path: truncated(&head.target, MAX_LOGGED_TARGET).to_string(),
         spend_day: clock::day_of(now),
         ..AuditEvent::default()
     };
@@ -83,7 +97,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
             return false;
         }
     };
-    let plan = match decide(ctx, &head, body.to_vec(), now, &mut ev) {
+    let plan = match decide(ctx, &head, body, now, &mut ev) {
         Ok(p) => p,
         Err(r) => return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await,
     };
@@ -92,7 +106,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
 
 /// Route, authenticate, authorise, price and apply the key's parameter
 /// rules: everything decided before any shared state changes.
-fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
+fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
     let shared = &ctx.shared;
     let route = route::route(&head.target, |v| shared.vendors.get(v).is_some())?;
     ev.vendor = route.vendor.clone().unwrap_or_default();
@@ -140,7 +154,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Vec<u8>, now: u64, ev: &mut A
         && pricing::openai_stream_needs_usage_option(&params)
     {
         if let Some(b) = pricing::add_include_usage(&body) {
-            body = b;
+            body = Bytes::from(b);
         }
     }
     ev.reserved_micros = quote.reserve_micros;
@@ -171,7 +185,8 @@ fn fingerprint(key_id: &str, method: &str, path: &str, body: &[u8]) -> [u8; 16] 
         h.update(b"json");
         h.update(v.to_string().as_bytes());
     } else {
-        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+        // Borrowed where nothing needed decoding.
+        let mut pairs: Vec<_> = form_urlencoded::parse(body).collect();
         pairs.sort();
         h.update(b"form");
         for (k, v) in pairs {
@@ -268,7 +283,7 @@ async fn send(ctx: &CoreCtx, vendor: &Vendor, request: Vec<u8>, head_request: bo
         Some(c) => c,
         None => upstream::connect(vendor, &addrs, &shared.tls, shared.connect_timeout).await.map_err(Failure::NotSent)?,
     };
-    let result = exchange_on(&mut conn, request.clone(), head_request, shared.response_timeout).await;
+    let (result, request) = exchange_on(&mut conn, request, head_request, shared.response_timeout).await;
     let retry = match &result {
         Err(Failure::NotSent(_)) => reused,
         Err(Failure::MaybeSent(_)) => reused && safe_to_retry,
@@ -278,7 +293,7 @@ async fn send(ctx: &CoreCtx, vendor: &Vendor, request: Vec<u8>, head_request: bo
         return result.map(|h| (conn, h));
     }
     let mut conn = upstream::connect(vendor, &addrs, &shared.tls, shared.connect_timeout).await.map_err(Failure::NotSent)?;
-    let head = exchange_on(&mut conn, request, head_request, shared.response_timeout).await?;
+    let head = exchange_on(&mut conn, request, head_request, shared.response_timeout).await.0?;
     Ok((conn, head))
 }
 
@@ -412,7 +427,7 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
     relayed.is_ok() && keep_alive
 }
 
-async fn exchange_on(conn: &mut UpConn, request: Vec<u8>, head_request: bool, timeout: std::time::Duration) -> Result<crate::http1::ResponseHead, Failure> {
+async fn exchange_on(conn: &mut UpConn, request: Vec<u8>, head_request: bool, timeout: std::time::Duration) -> (Result<crate::http1::ResponseHead, Failure>, Vec<u8>) {
     match conn {
         UpConn::Plain(c) => upstream::exchange(c, request, head_request, timeout).await,
         UpConn::Tls(c) => upstream::exchange(c.as_mut(), request, head_request, timeout).await,
@@ -465,6 +480,15 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logged_target_is_cut_on_a_character_boundary() {
+        assert_eq!(truncated("/v1/ab", 512), "/v1/ab");
+        assert_eq!(truncated("/v1/ab", 4), "/v1/");
+        // "é" is two bytes: a cut inside it backs off to before it.
+        assert_eq!(truncated("/é", 2), "/");
+        assert_eq!(truncated("/é", 3), "/é");
+    }
 
     #[test]
     fn fingerprints_ignore_form_order_and_json_key_order() {

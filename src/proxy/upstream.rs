@@ -96,22 +96,22 @@ pub async fn connect(vendor: &Vendor, addrs: &[SocketAddr], tls: &Arc<rustls::Cl
     }
 }
 
-/// Sends a request (head + body) and reads the response head.
-/// `reused` says the connection came from the pool.
-///
-/// # Errors
-/// [`Failure`] says whether the vendor may have seen the request.
-pub async fn exchange<S>(up: &mut Conn<S>, request: Vec<u8>, head_request: bool, timeout: Duration) -> Result<ResponseHead, Failure>
+/// Sends a request (head + body) and reads the response head. Hands the
+/// request buffer back, so a failed exchange can be retried without a copy.
+/// A [`Failure`] says whether the vendor may have seen the request.
+pub async fn exchange<S>(up: &mut Conn<S>, request: Vec<u8>, head_request: bool, timeout: Duration) -> (Result<ResponseHead, Failure>, Vec<u8>)
 where
     S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent,
 {
-    if let Err(e) = up.write_all(request).await {
-        return Err(Failure::NotSent(format!("write to upstream failed: {e}")));
+    let (written, request) = up.write_all_returning(request).await;
+    if let Err(e) = written {
+        return (Err(Failure::NotSent(format!("write to upstream failed: {e}"))), request);
     }
-    match up.read_response_head(head_request, timeout).await {
+    let head = match up.read_response_head(head_request, timeout).await {
         Ok(h) => Ok(h),
         Err(BodyError::TimedOut) => Err(Failure::TimedOut),
         Err(BodyError::Incomplete) if up.buffered() == 0 => Err(Failure::MaybeSent("upstream closed the connection before answering".into())),
         Err(e) => Err(Failure::MaybeSent(format!("bad upstream answer: {e:?}"))),
-    }
+    };
+    (head, request)
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::audit::event::{decode, parse_storage_key, storage_key, AuditEvent, Decision, EventKind};
+use crate::audit::event::{decode, parse_storage_key, storage_key, with_spend_fields, AuditEvent, Decision, EventKind, SpendFields};
 use crate::clock;
 use crate::store::Store;
 
@@ -39,7 +39,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add_event(&mut self, ev: &AuditEvent) {
+    fn add_event(&mut self, ev: &SpendFields<'_>) {
         self.spend_micros += ev.spend_delta;
         self.calls += i64::from(ev.calls_delta);
         if ev.kind == EventKind::Call as u8 {
@@ -136,12 +136,12 @@ fn row_key(day: u32, dim: u8, label: &str, value: &str) -> Vec<u8> {
     k
 }
 
-fn rows_of(ev: &AuditEvent) -> [Vec<u8>; 3] {
-    [
-        row_key(ev.spend_day, b'l', &ev.label, ""),
-        row_key(ev.spend_day, b'k', &ev.label, &ev.key_id),
-        row_key(ev.spend_day, b'v', &ev.label, &ev.vendor),
-    ]
+/// Adds an event to the deltas of its three rows (label, key, vendor).
+fn fold_event(deltas: &mut HashMap<Vec<u8>, Totals>, ev: &SpendFields<'_>) {
+    for (dim, value) in [(b'l', ""), (b'k', ev.key_id), (b'v', ev.vendor)] {
+        let row = row_key(ev.spend_day, dim, ev.label, value);
+        deltas.entry(row).or_default().add_event(ev);
+    }
 }
 
 /// The log position the views include (storage key of the last folded event).
@@ -167,14 +167,12 @@ pub fn catch_up(store: &Store, max_events: usize) -> Result<usize, String> {
     let mut deltas: HashMap<Vec<u8>, Totals> = HashMap::new();
     let mut last = None;
     let mut n = 0;
+    let mut scratch = rkyv::util::AlignedVec::<16>::new();
     for g in store.audit.range(start..).take(max_events) {
         let (k, v) = g.into_inner().map_err(|e| format!("store: {e}"))?;
         n += 1;
         last = Some(k);
-        let Some(ev) = decode(&v) else { continue };
-        for row in rows_of(&ev) {
-            deltas.entry(row).or_default().add_event(&ev);
-        }
+        with_spend_fields(&v, &mut scratch, |ev| fold_event(&mut deltas, &ev));
     }
     let Some(last) = last else { return Ok(0) };
     let mut batch = store.db.batch();
@@ -229,7 +227,7 @@ pub fn scan(store: &Store, label_prefix: &str, from_day: u32, to_day: u32, group
         let (_, v) = g.into_inner().map_err(|e| format!("store: {e}"))?;
         let Some(ev) = decode(&v) else { continue };
         if ev.label.starts_with(label_prefix) && (from_day..=to_day).contains(&ev.spend_day) {
-            out.entry(group_by.group_of(&ev)).or_default().add_event(&ev);
+            out.entry(group_by.group_of(&ev)).or_default().add_event(&ev.spend_fields());
         }
     }
     Ok(out)
