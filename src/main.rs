@@ -89,6 +89,10 @@ enum Command {
         /// Daily cap per key in USD (charges cost $0.50).
         #[arg(long, default_value_t = 50.0)]
         cap_usd: f64,
+        /// Rounds of direct, nginx and capgate; nginx and capgate swap order
+        /// each round and the report gives the median ratios.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -178,7 +182,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Bench { target, target_admin, keys, tenants, connections, duration, zipf, mix, rate, workers, pin, durability, driver, no_nginx, generator_threads, cap_usd, json } => {
+        Command::Bench { target, target_admin, keys, tenants, connections, duration, zipf, mix, rate, workers, pin, durability, driver, no_nginx, generator_threads, cap_usd, rounds, json } => {
             let weights: Vec<u32> = mix.split(',').filter_map(|w| w.trim().parse().ok()).collect();
             let [c, g, l, r] = weights.as_slice() else {
                 eprintln!("capgate: --mix takes four weights: charges,gets,llm,refused");
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
                 no_nginx,
                 generator_threads,
                 cap_usd,
+                rounds,
             };
             match capgate::bench::run(&args, json) {
                 Ok(_) => ExitCode::SUCCESS,

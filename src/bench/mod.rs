@@ -55,6 +55,9 @@ pub struct BenchArgs {
     pub generator_threads: usize,
     /// Daily cap per key, USD.
     pub cap_usd: f64,
+    /// Rounds of (direct, nginx, capgate); nginx and capgate swap order
+    /// every round, and the ratios are the medians over the rounds.
+    pub rounds: usize,
 }
 
 /// One target's figures.
@@ -331,6 +334,23 @@ fn run_one(name: &str, addr: SocketAddr, work: Arc<Workload>, args: &BenchArgs, 
     Row::from(name, &o, cpu, rss, gen_threads)
 }
 
+/// One round's rows, measured back to back.
+struct Round {
+    direct: Row,
+    nginx: Option<Row>,
+    capgate: Row,
+}
+
+/// Median of some figures (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
 /// Runs the harness; prints the report (markdown, or JSON with `json`).
 ///
 /// # Errors
@@ -342,25 +362,15 @@ pub fn run(args: &BenchArgs, json_out: bool) -> Result<Value, String> {
         procs::pin_self(p);
     }
     let gen_threads = if args.generator_threads > 0 { args.generator_threads } else if args.pin { (cores - 1).max(1) } else { cores };
+    let rounds = args.rounds.max(1);
     let dir = tempfile_dir()?;
     let (mock, mock_addr) = start_mock(other_pin.as_deref(), 1)?;
-    let mut rows = Vec::new();
-
-    // Floor: straight to the mock.
-    let direct = workload(args, vec!["direct".into()], vec!["direct".into()], false, Some(MOCK_SECRET.into()));
-    rows.push(run_one("direct (mock vendor)", mock_addr, Arc::new(direct), args, None, gen_threads));
 
     // nginx as a plain reverse proxy.
     let nginx_workers = if args.pin { 1 } else { args.workers.max(1).min(cores) };
     let nginx = if args.no_nginx { None } else { start_nginx(mock_addr, nginx_workers, &dir, proxy_pin)? };
-    match nginx {
-        Some((child, addr)) => {
-            let w = workload(args, vec!["plain".into()], vec!["plain".into()], true, Some("ignored-by-nginx".into()));
-            rows.push(run_one("nginx (reverse proxy, enforces nothing)", addr, Arc::new(w), args, Some(child.id()), gen_threads));
-            procs::terminate(child);
-        }
-        None if !args.no_nginx => eprintln!("nginx is not installed (apt-get install nginx): skipping the nginx comparison"),
-        None => {}
+    if nginx.is_none() && !args.no_nginx {
+        eprintln!("nginx is not installed (apt-get install nginx): skipping the nginx comparison");
     }
 
     // capgate.
@@ -373,18 +383,55 @@ pub fn run(args: &BenchArgs, json_out: bool) -> Result<Value, String> {
             (Some(child), p, a, Some(pid))
         }
     };
-    let rss_before = cg_pid.map(procs::rss_kib);
-    let t = Instant::now();
-    let (stripe, llm, ids) = issue_keys(admin, args)?;
-    let issue_secs = t.elapsed().as_secs_f64();
-    let rss_after = cg_pid.map(procs::rss_kib);
-    let w = workload(args, stripe, llm, true, None);
-    rows.push(run_one("capgate", proxy, Arc::new(w), args, cg_pid, gen_threads));
+
+    let named = |name: &str, r: usize| if rounds > 1 { format!("{name}, round {}", r + 1) } else { name.to_string() };
+    let mut results = Vec::new();
+    let mut ids = Vec::new();
+    let mut issue_secs = 0.0;
+    let mut per_key_rss = None;
+    for r in 0..rounds {
+        // Floor: straight to the mock.
+        let direct = workload(args, vec!["direct".into()], vec!["direct".into()], false, Some(MOCK_SECRET.into()));
+        let direct = run_one(&named("direct (mock vendor)", r), mock_addr, Arc::new(direct), args, None, gen_threads);
+        let run_nginx = || {
+            nginx.as_ref().map(|(child, addr)| {
+                let w = workload(args, vec!["plain".into()], vec!["plain".into()], true, Some("ignored-by-nginx".into()));
+                run_one(&named("nginx (reverse proxy, enforces nothing)", r), *addr, Arc::new(w), args, Some(child.id()), gen_threads)
+            })
+        };
+        // Each round's capgate gets fresh keys, so capped runs start alike.
+        let mut run_capgate = || -> Result<Row, String> {
+            let rss_before = cg_pid.map(procs::rss_kib);
+            let t = Instant::now();
+            let (stripe, llm, round_ids) = issue_keys(admin, args)?;
+            if r == 0 {
+                issue_secs = t.elapsed().as_secs_f64();
+                per_key_rss = match (rss_before, cg_pid.map(procs::rss_kib)) {
+                    (Some(b), Some(a)) if args.keys > 0 => Some((a.saturating_sub(b)) as f64 * 1024.0 / args.keys as f64),
+                    _ => None,
+                };
+            }
+            ids.extend(round_ids);
+            let w = workload(args, stripe, llm, true, None);
+            Ok(run_one(&named("capgate", r), proxy, Arc::new(w), args, cg_pid, gen_threads))
+        };
+        // Alternate which proxy goes first, so neither always gets the
+        // machine right after the other's load.
+        let (nginx_row, capgate_row) = if r % 2 == 0 {
+            let n = run_nginx();
+            (n, run_capgate()?)
+        } else {
+            let c = run_capgate()?;
+            (run_nginx(), c)
+        };
+        results.push(Round { direct, nginx: nginx_row, capgate: capgate_row });
+    }
 
     // Overspend check: no key spent more than its cap.
+    let checked = if ids.len() <= 10_000 { ids.len() } else { 2_000 };
     let mut overspent = 0;
     let mut spent_total = 0.0;
-    for id in ids.iter().take(2_000) {
+    for id in ids.iter().take(checked) {
         let k = admin_get(admin, &format!("/v1/keys/{id}"))?;
         let spent = k["spent_today_usd"].as_f64().unwrap_or(0.0);
         spent_total += spent;
@@ -392,30 +439,33 @@ pub fn run(args: &BenchArgs, json_out: bool) -> Result<Value, String> {
             overspent += 1;
         }
     }
+    if let Some((child, _)) = nginx {
+        procs::terminate(child);
+    }
     if let Some(c) = cg {
         procs::stop(c);
     }
     procs::stop(mock);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix)).cloned();
-    let (d, n, c) = (find("direct"), find("nginx"), find("capgate"));
-    let per_key_rss = match (rss_before, rss_after) {
-        (Some(b), Some(a)) if args.keys > 0 => Some((a.saturating_sub(b)) as f64 * 1024.0 / args.keys as f64),
-        _ => None,
-    };
+    let ratio = |x: &Round| x.nginx.as_ref().map(|n| x.capgate.rps / n.rps.max(1e-9));
+    let added = |x: &Row, d: &Row, p99: bool| if p99 { x.p99 as f64 - d.p99 as f64 } else { x.p50 as f64 - d.p50 as f64 };
+    let med_i = |v: Vec<f64>| median(v).map(|m| m.round() as i64);
+    let rows: Vec<&Row> = results.iter().flat_map(|x| [Some(&x.direct), x.nginx.as_ref(), Some(&x.capgate)].into_iter().flatten()).collect();
     let summary = json!({
         "machine": {"cores": cores, "pinned": args.pin, "capgate_workers": args.workers, "generator_threads": gen_threads, "driver": args.driver, "durability": args.durability},
         "load": {"keys": args.keys, "tenants": args.tenants, "connections": args.connections, "duration_s": args.duration.as_secs_f64(), "zipf": args.zipf, "mix": {"charges": args.mix[0], "gets": args.mix[1], "llm": args.mix[2], "refused": args.mix[3]}, "rate": args.rate},
-        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
-        "capgate_vs_nginx_throughput": c.as_ref().zip(n.as_ref()).map(|(c, n)| c.rps / n.rps.max(1e-9)),
-        "capgate_added_p50_us": c.as_ref().zip(d.as_ref()).map(|(c, d)| c.p50 as i64 - d.p50 as i64),
-        "capgate_added_p99_us": c.as_ref().zip(d.as_ref()).map(|(c, d)| c.p99 as i64 - d.p99 as i64),
-        "nginx_added_p50_us": n.as_ref().zip(d.as_ref()).map(|(n, d)| n.p50 as i64 - d.p50 as i64),
-        "nginx_added_p99_us": n.as_ref().zip(d.as_ref()).map(|(n, d)| n.p99 as i64 - d.p99 as i64),
+        "rounds": rounds,
+        "rows": rows.iter().map(|r| r.json()).collect::<Vec<_>>(),
+        "capgate_vs_nginx_throughput_by_round": results.iter().filter_map(ratio).collect::<Vec<_>>(),
+        "capgate_vs_nginx_throughput": median(results.iter().filter_map(ratio).collect()),
+        "capgate_added_p50_us": med_i(results.iter().map(|x| added(&x.capgate, &x.direct, false)).collect()),
+        "capgate_added_p99_us": med_i(results.iter().map(|x| added(&x.capgate, &x.direct, true)).collect()),
+        "nginx_added_p50_us": med_i(results.iter().filter_map(|x| x.nginx.as_ref().map(|n| added(n, &x.direct, false))).collect()),
+        "nginx_added_p99_us": med_i(results.iter().filter_map(|x| x.nginx.as_ref().map(|n| added(n, &x.direct, true))).collect()),
         "key_issue_seconds": issue_secs,
         "resident_bytes_per_key": per_key_rss,
-        "keys_checked_for_overspend": ids.len().min(2_000),
+        "keys_checked_for_overspend": checked,
         "keys_overspent": overspent,
         "spent_usd_checked_keys": spent_total,
     });
@@ -427,7 +477,7 @@ pub fn run(args: &BenchArgs, json_out: bool) -> Result<Value, String> {
     Ok(summary)
 }
 
-fn print_report(rows: &[Row], s: &Value) {
+fn print_report(rows: &[&Row], s: &Value) {
     println!("\n| target | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | answers by status | errors | proxy CPU s | proxy peak RSS MiB | generator saturated |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
@@ -450,7 +500,13 @@ fn print_report(rows: &[Row], s: &Value) {
     println!();
     let f = |k: &str| s[k].as_f64().map_or("n/a".to_string(), |v| format!("{v:.2}"));
     let i = |k: &str| s[k].as_i64().map_or("n/a".to_string(), |v| v.to_string());
-    println!("capgate/nginx throughput: {}x", f("capgate_vs_nginx_throughput"));
+    let by_round: Vec<String> = s["capgate_vs_nginx_throughput_by_round"].as_array().into_iter().flatten().filter_map(Value::as_f64).map(|v| format!("{v:.2}")).collect();
+    if by_round.len() > 1 {
+        println!("capgate/nginx throughput: {}x (median of {} rounds: {})", f("capgate_vs_nginx_throughput"), by_round.len(), by_round.join(", "));
+        println!("added latency over direct, medians over the rounds:");
+    } else {
+        println!("capgate/nginx throughput: {}x", f("capgate_vs_nginx_throughput"));
+    }
     println!("added latency over direct: capgate p50 {} µs, p99 {} µs; nginx p50 {} µs, p99 {} µs", i("capgate_added_p50_us"), i("capgate_added_p99_us"), i("nginx_added_p50_us"), i("nginx_added_p99_us"));
     println!("keys: {} issued in {:.2} s; resident memory per key: {} bytes", s["load"]["keys"], s["key_issue_seconds"].as_f64().unwrap_or(0.0), f("resident_bytes_per_key"));
     println!("overspend: {} of {} keys checked spent more than their cap", s["keys_overspent"], s["keys_checked_for_overspend"]);
@@ -462,4 +518,16 @@ fn tempfile_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("capgate-bench-{}", r.iter().map(|b| format!("{b:02x}")).collect::<String>()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![0.9, 0.7, 1.1]), Some(0.9));
+        assert_eq!(median(vec![1.0, 0.5, 0.75, 2.0]), Some(0.875));
+    }
 }

@@ -1,0 +1,33 @@
+//! `capgate bench` end to end: the real binary starts its mock vendor and a
+//! capgate on loopback, issues keys and drives load for two short rounds.
+
+use std::process::Command;
+
+#[test]
+fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(["bench", "--keys", "20", "--tenants", "2", "--connections", "4", "--duration", "1", "--cap-usd", "1", "--no-nginx", "--rounds", "2", "--json"])
+        .output()
+        .expect("capgate bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["rounds"], 2);
+    let rows = v["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["target"].as_str()).collect();
+    assert_eq!(names, ["direct (mock vendor), round 1", "capgate, round 1", "direct (mock vendor), round 2", "capgate, round 2"]);
+    for r in rows {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert!(r["rps"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    }
+    // $1 caps and $0.50 charges: each key allows two charges (spent in the
+    // warm-up), then capgate answers 429.
+    for r in rows.iter().filter(|r| r["target"].as_str().is_some_and(|t| t.starts_with("capgate"))) {
+        assert!(r["statuses"]["429"].as_u64().unwrap_or(0) > 0, "{r}");
+    }
+    // Both rounds' keys are checked, and every one spent exactly its cap.
+    assert_eq!(v["keys_checked_for_overspend"], 40);
+    assert_eq!(v["keys_overspent"], 0);
+    assert_eq!(v["spent_usd_checked_keys"].as_f64(), Some(40.0));
+    assert!(v["capgate_vs_nginx_throughput"].is_null(), "no nginx, no ratio");
+}
