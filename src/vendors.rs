@@ -58,6 +58,8 @@ pub struct Upstream {
     pub port: u16,
     /// Path prefix on the upstream, no trailing slash (usually empty).
     pub base_path: String,
+    /// `host[:port]`, worked out once (it goes in every request).
+    authority: String,
 }
 
 impl Upstream {
@@ -81,18 +83,14 @@ impl Upstream {
         }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let base_path = uri.path().trim_end_matches('/').to_string();
-        Ok(Upstream { tls, host, port, base_path })
+        let bracketed = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let authority = if port == if tls { 443 } else { 80 } { bracketed } else { format!("{bracketed}:{port}") };
+        Ok(Upstream { tls, host, port, base_path, authority })
     }
 
     /// `host[:port]` for the `Host` header.
-    pub fn authority(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 }
 
@@ -118,18 +116,26 @@ pub struct Vendor {
 }
 
 impl Vendor {
-    /// The upstream auth header for this vendor, if a credential is set.
-    pub fn auth_header(&self) -> Option<(&'static str, Vec<u8>)> {
-        let secret = self.credential.as_ref()?.expose();
-        Some(match self.auth {
-            AuthStyle::Bearer => ("authorization", format!("Bearer {secret}").into_bytes()),
-            AuthStyle::XApiKey => ("x-api-key", secret.as_bytes().to_vec()),
+    /// Appends the upstream auth header line (`name: value\r\n`) when a
+    /// credential is set, straight into the request being built.
+    pub fn push_auth_header(&self, out: &mut Vec<u8>) {
+        let Some(secret) = self.credential.as_ref().map(Secret::expose) else { return };
+        match self.auth {
+            AuthStyle::Bearer => {
+                out.extend_from_slice(b"authorization: Bearer ");
+                out.extend_from_slice(secret.as_bytes());
+            }
+            AuthStyle::XApiKey => {
+                out.extend_from_slice(b"x-api-key: ");
+                out.extend_from_slice(secret.as_bytes());
+            }
             AuthStyle::Basic => {
                 let user = self.account_sid.as_deref().unwrap_or("");
-                let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
-                ("authorization", format!("Basic {enc}").into_bytes())
+                out.extend_from_slice(b"authorization: Basic ");
+                out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")).as_bytes());
             }
-        })
+        }
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -191,7 +197,7 @@ mod tests {
         assert!(u.tls && u.port == 443 && u.base_path.is_empty());
         assert_eq!(u.authority(), "api.stripe.com");
         let u = Upstream::parse("http://127.0.0.1:9000/base/").unwrap();
-        assert_eq!((u.port, u.base_path.as_str(), u.authority().as_str()), (9000, "/base", "127.0.0.1:9000"));
+        assert_eq!((u.port, u.base_path.as_str(), u.authority()), (9000, "/base", "127.0.0.1:9000"));
         assert!(Upstream::parse("http://example.com").is_err());
         assert!(Upstream::parse("ftp://x").is_err());
     }

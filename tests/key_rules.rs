@@ -68,7 +68,12 @@ fn repeated_charges_are_replayed_not_charged_twice() {
     assert_eq!(cg.key(&id)["spent_today_usd"], 40.0, "charged once");
     let rec = mock.recorded();
     let keys: Vec<String> = rec.iter().map(|r| r.header("idempotency-key").unwrap()).collect();
-    assert!(keys[0].starts_with("capgate-"));
+    // capgate-<fingerprint, 32 hex digits>-<ms of the first call>
+    let parts: Vec<&str> = keys[0].split('-').collect();
+    assert_eq!(parts.len(), 3, "{}", keys[0]);
+    assert_eq!(parts[0], "capgate");
+    assert!(parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{}", keys[0]);
+    assert!(parts[2].parse::<u64>().is_ok_and(|ms| ms > 1_700_000_000_000), "{}", keys[0]);
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     // A different charge gets its own key and is counted.
     assert_eq!(form_call(&cg.proxy_url("/stripe/v1/payment_intents"), &token, "amount=4100&currency=usd&customer=cus_1").0, 200);

@@ -6,11 +6,15 @@
 pub struct Limits {
     /// Largest request head (request line + headers) in bytes.
     pub max_head_bytes: usize,
-    /// Most header fields in one head.
+    /// Most header fields in one head (at most [`HEADER_SLOTS`]).
     pub max_headers: usize,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
 }
+
+/// Header slots parsed on the stack: the ceiling of [`Limits::max_headers`]
+/// and the most fields an upstream answer may carry.
+pub const HEADER_SLOTS: usize = 128;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -162,8 +166,8 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, Vec<u8>)
 /// # Errors
 /// [`HeadError`] for malformed, oversized or ambiguously framed requests.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
+    let mut storage = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut storage[..limits.max_headers.min(HEADER_SLOTS)]);
     let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
     let status = match req.parse(window) {
         Ok(s) => s,
@@ -203,7 +207,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<(Request
 /// # Errors
 /// [`HeadError`] for malformed or ambiguously framed responses.
 pub fn parse_response_head(buf: &[u8], head_request: bool, max_head_bytes: usize) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let mut storage = [httparse::EMPTY_HEADER; 128];
+    let mut storage = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut res = httparse::Response::new(&mut storage);
     let status = match res.parse(buf) {
         Ok(s) => s,

@@ -71,6 +71,36 @@ impl CoreCtx {
     pub fn next_request_id(&self) -> String {
         let n = self.counter.get();
         self.counter.set(n + 1);
-        format!("req_{:08x}{:02x}{:010x}", self.shared.boot_id, self.core & 0xff, n)
+        let mut id = String::with_capacity(24);
+        id.push_str("req_");
+        push_hex(&mut id, u64::from(self.shared.boot_id), 8);
+        push_hex(&mut id, (self.core & 0xff) as u64, 2);
+        push_hex(&mut id, n, 10);
+        id
+    }
+}
+
+/// Appends `v` in lowercase hex, zero-padded to at least `width` digits
+/// (like `{:0width$x}`, without the formatting machinery: one per request).
+fn push_hex(out: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let len = ((64 - v.leading_zeros() as usize).div_ceil(4)).max(width).max(1);
+    for i in (0..len).rev() {
+        let nibble = if i < 16 { (v >> (i * 4)) & 0xf } else { 0 };
+        out.push(DIGITS[nibble as usize] as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_hex;
+
+    #[test]
+    fn hex_matches_the_format_macro() {
+        for (v, w) in [(0u64, 8), (0, 2), (0xab, 2), (0x1f, 8), (u64::from(u32::MAX), 8), (0x12_3456_7890, 10), (u64::MAX, 10), (1 << 40, 10)] {
+            let mut s = String::new();
+            push_hex(&mut s, v, w);
+            assert_eq!(s, format!("{v:0w$x}"));
+        }
     }
 }

@@ -251,7 +251,15 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fi
         Err(Denied::TooManyCalls { .. }) => return Err(Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()))),
     };
     if let Some(f) = fingerprint {
-        held.extra_headers.push(("idempotency-key", format!("capgate-{}-{first_ms}", hex::encode(f)).into_bytes()));
+        let mut value = Vec::with_capacity(8 + 2 * f.len() + 20);
+        value.extend_from_slice(b"capgate-");
+        let mut hexed = [0u8; 32];
+        if hex::encode_to_slice(f, &mut hexed).is_ok() {
+            value.extend_from_slice(&hexed);
+        }
+        value.push(b'-');
+        value.extend_from_slice(itoa::Buffer::new().format(first_ms).as_bytes());
+        held.extra_headers.push(("idempotency-key", value));
     }
     if held.counted {
         let record = AuditEvent { kind: EventKind::Reserve as u8, decision: Decision::Allowed as u8, spend_delta: cost as i64, calls_delta: 1, ..ev.clone() };

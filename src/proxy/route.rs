@@ -148,9 +148,7 @@ pub fn upstream_head(
         }
         push_header(&mut out, name, value);
     }
-    if let Some((name, value)) = vendor.auth_header() {
-        push_header(&mut out, name, &value);
-    }
+    vendor.push_auth_header(&mut out);
     for (name, value) in extra {
         push_header(&mut out, name, value);
     }
@@ -249,9 +247,9 @@ mod tests {
     fn twilio_sid_and_basic_auth() {
         let v = vendor(crate::pricing::VendorKind::Twilio, AuthStyle::Basic);
         assert_eq!(upstream_path(&v, "/2010-04-01/Accounts/ACfake/Messages.json"), "/2010-04-01/Accounts/ACreal/Messages.json");
-        let (name, value) = v.auth_header().unwrap();
-        assert_eq!(name, "authorization");
+        let mut line = Vec::new();
+        v.push_auth_header(&mut line);
         let enc = base64::engine::general_purpose::STANDARD.encode("ACreal:sk_real");
-        assert_eq!(value, format!("Basic {enc}").into_bytes());
+        assert_eq!(line, format!("authorization: Basic {enc}\r\n").into_bytes());
     }
 }
