@@ -28,7 +28,9 @@ use crate::store::{parse_spend_value, spend_key, spend_value, Store};
 pub enum Durability {
     /// fsync each batch before acknowledging (zero loss for acknowledged calls).
     Sync,
-    /// fsync at most this often; a crash loses at most this window.
+    /// fsync at most this often; a crash loses at most this window. Events
+    /// are written at the fsync, so a storage failure also shows (the sink
+    /// turns unhealthy) up to one interval late.
     Interval(Duration),
 }
 
@@ -240,10 +242,8 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: &mut [Msg]) -> bool {
-        if self.fail_after.is_some_and(|n| self.next_seq >= n) {
-            tracing::error!("audit batch could not be written (injected fault); refusing spend-carrying calls");
-            return false;
-        }
+        // Test fault: the batch is built, then fails where a commit would.
+        let injected_fault = self.fail_after.is_some_and(|n| self.next_seq >= n);
         let mut b = self.store.db.batch();
         for m in batch.iter_mut() {
             m.event.seq = self.next_seq;
@@ -253,39 +253,44 @@ impl Writer {
         }
         // One spend row per (day, key) the batch touched, however many of its
         // events did: a hot key's row is written once, not once per call.
-        let mut touched: Vec<(u32, &str)> = Vec::new();
+        // The new totals are kept aside until the batch commits, so a failed
+        // batch leaves the running totals as the store has them.
+        let mut updated: HashMap<(u32, &str), (u64, u32)> = HashMap::new();
         for m in batch.iter() {
             let ev = &m.event;
             if (ev.spend_delta == 0 && ev.calls_delta == 0) || ev.key_id.is_empty() {
                 continue;
             }
-            let day = self.totals.entry(ev.spend_day).or_default();
-            let total = match day.get_mut(ev.key_id.as_str()) {
-                Some(t) => t,
-                None => {
-                    let stored = self.store.spend.get(spend_key(ev.spend_day, &ev.key_id)).ok().flatten().and_then(|v| parse_spend_value(&v));
-                    day.entry(ev.key_id.clone()).or_insert(stored.unwrap_or((0, 0)))
-                }
-            };
+            let total = updated.entry((ev.spend_day, ev.key_id.as_str())).or_insert_with(|| {
+                self.totals.get(&ev.spend_day).and_then(|d| d.get(ev.key_id.as_str())).copied().unwrap_or_else(|| {
+                    self.store.spend.get(spend_key(ev.spend_day, &ev.key_id)).ok().flatten().and_then(|v| parse_spend_value(&v)).unwrap_or((0, 0))
+                })
+            });
             total.0 = total.0.saturating_add_signed(ev.spend_delta);
             total.1 = total.1.saturating_add_signed(ev.calls_delta);
-            touched.push((ev.spend_day, ev.key_id.as_str()));
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for (day, key_id) in touched {
-            let (micros, calls) = self.totals.get(&day).and_then(|d| d.get(key_id)).copied().unwrap_or((0, 0));
+        for (&(day, key_id), &(micros, calls)) in &updated {
             b.insert(&self.store.spend, spend_key(day, key_id), spend_value(micros, calls).to_vec());
         }
-        let today = clock::day_of(clock::now_ms());
-        self.totals.retain(|d, _| *d + 1 >= today);
-        match b.commit() {
+        let committed = if injected_fault { Err("injected fault (CAPGATE_FAULT_AUDIT_FAIL_AFTER)".to_string()) } else { b.commit().map_err(|e| e.to_string()) };
+        match committed {
             Ok(()) => {
+                for ((day, key_id), total) in updated {
+                    let day = self.totals.entry(day).or_default();
+                    match day.get_mut(key_id) {
+                        Some(t) => *t = total,
+                        None => {
+                            day.insert(key_id.to_string(), total);
+                        }
+                    }
+                }
+                let today = clock::day_of(clock::now_ms());
+                self.totals.retain(|d, _| *d + 1 >= today);
                 self.dirty = true;
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, "audit batch could not be written; refusing spend-carrying calls");
+                tracing::error!(error = %e, events = batch.len(), "audit batch could not be written; these events are lost, and spend-carrying calls are refused");
                 false
             }
         }
@@ -459,12 +464,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
-        let mut batch = vec![Msg { event: event("req_a", EventKind::Reserve, 500, 1), ack: None }];
-        assert!(w.write_batch(&mut batch));
-        let mut batch = vec![Msg { event: event("req_a", EventKind::Call, 0, 0), ack: None }];
-        assert!(w.write_batch(&mut batch));
+        // Two sync-mode batches, each taken, released and written as `run` does.
+        for event in [event("req_a", EventKind::Reserve, 500, 1), event("req_a", EventKind::Call, 0, 0)] {
+            let (mut incoming, mut batch) = (vec![Msg { event, ack: None }], Vec::new());
+            w.pending.take(&mut incoming, &mut batch);
+            w.pending.release_all(&mut batch);
+            assert!(w.write_batch(&mut batch));
+        }
         let kinds: Vec<u8> = stored(&store).iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec![EventKind::Reserve as u8, EventKind::Call as u8]);
+    }
+
+    #[test]
+    fn a_batch_that_fails_leaves_the_running_totals_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
+        let mut ok = vec![Msg { event: event("req_a", EventKind::Reserve, 500, 1), ack: None }];
+        assert!(w.write_batch(&mut ok));
+        w.fail_after = Some(0); // every later batch fails
+        let mut lost = vec![Msg { event: event("req_b", EventKind::Reserve, 700, 1), ack: None }];
+        assert!(!w.write_batch(&mut lost));
+        w.fail_after = None;
+        let mut next = vec![Msg { event: event("req_c", EventKind::Reserve, 100, 1), ack: None }];
+        assert!(w.write_batch(&mut next));
+        let day = clock::day_of(clock::now_ms());
+        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 600, 2)], "the lost batch's 700 is not counted");
     }
 
     #[test]

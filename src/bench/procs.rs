@@ -112,7 +112,31 @@ pub fn terminate(mut child: Child) {
 }
 
 /// Kills and reaps a child.
-pub fn stop(mut child: Child) {
+fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A child process that is stopped ([`terminate`]) when dropped, so a
+/// harness run that ends early, on an error, leaves nothing running.
+pub struct Stopped(Option<Child>);
+
+impl Stopped {
+    /// Takes charge of `child`.
+    pub fn new(child: Child) -> Stopped {
+        Stopped(Some(child))
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            terminate(child);
+        }
+    }
 }
