@@ -98,13 +98,20 @@ pub fn encode(ev: &AuditEvent) -> Vec<u8> {
 /// Decodes (and validates) a stored event; `None` for unknown versions or
 /// corrupt bytes.
 pub fn decode(bytes: &[u8]) -> Option<AuditEvent> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    rkyv::from_bytes::<AuditEvent, rancor::Error>(aligned_archive(bytes, &mut aligned)?).ok()
+}
+
+/// Checks a stored event's version byte and copies its archive into
+/// `scratch`, where rkyv needs it: aligned.
+fn aligned_archive<'s>(bytes: &[u8], scratch: &'s mut rkyv::util::AlignedVec<16>) -> Option<&'s [u8]> {
     let (&version, body) = bytes.split_first()?;
     if version != VERSION {
         return None;
     }
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
-    aligned.extend_from_slice(body);
-    rkyv::from_bytes::<AuditEvent, rancor::Error>(&aligned).ok()
+    scratch.clear();
+    scratch.extend_from_slice(body);
+    Some(scratch)
 }
 
 /// The fields the spend views fold, borrowed: the view compactor reads
@@ -140,13 +147,7 @@ impl AuditEvent {
 /// Validates a stored event like [`decode`] and hands its [`SpendFields`]
 /// to `f` without deserialising it. `scratch` is reused for alignment.
 pub fn with_spend_fields<R>(bytes: &[u8], scratch: &mut rkyv::util::AlignedVec<16>, f: impl FnOnce(SpendFields<'_>) -> R) -> Option<R> {
-    let (&version, body) = bytes.split_first()?;
-    if version != VERSION {
-        return None;
-    }
-    scratch.clear();
-    scratch.extend_from_slice(body);
-    let a = rkyv::access::<ArchivedAuditEvent, rancor::Error>(scratch).ok()?;
+    let a = rkyv::access::<ArchivedAuditEvent, rancor::Error>(aligned_archive(bytes, scratch)?).ok()?;
     Some(f(SpendFields {
         spend_day: a.spend_day.to_native(),
         key_id: a.key_id.as_str(),

@@ -162,7 +162,7 @@ struct Writer {
     totals: HashMap<u32, HashMap<String, (u64, u32)>>,
     last_sync: Instant,
     dirty: bool,
-    /// Reserve events waiting for their call event (until the next fsync).
+    /// Events held until the next fsync (see [`Pending`]).
     pending: Pending,
 }
 
