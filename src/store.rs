@@ -1,6 +1,6 @@
 //! The fjall database and its keyspaces: `keys` (key records, hashes only),
-//! `audit` (rkyv events by time), `spend` (per-day, per-key settled spend,
-//! written in the same batch as the events), `views` (per-day spend views
+//! `audit` (rkyv events by time), `spend` (per-day, per-key spend rows,
+//! checkpointed by the audit writer; see `audit::spend`), `views` (per-day spend views
 //! kept by the compaction thread) and `meta` (admin token hash, view cursor).
 //! Only control-plane threads touch it; proxy cores never call fjall.
 
@@ -25,7 +25,8 @@ pub struct Store {
     pub keys: Keyspace,
     /// Audit events by `ts_ms ‖ seq` (big-endian).
     pub audit: Keyspace,
-    /// Spend by `day ‖ key_id`: u64 big-endian micro-dollars.
+    /// Spend checkpoint by `day ‖ key_id` (see [`spend_value`]); read it
+    /// through `audit::spend`, which adds the events logged since.
     pub spend: Keyspace,
     /// Materialised spend views (see `views`).
     pub views: Keyspace,
@@ -105,11 +106,12 @@ impl Store {
             .collect()
     }
 
-    /// Spend and call count of every key on `day`.
+    /// The checkpointed spend and call count of every key on `day`: events
+    /// logged after the checkpoint are not in them (`audit::spend` adds them).
     ///
     /// # Errors
     /// On I/O failure or a corrupt value.
-    pub fn spend_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
+    pub fn spend_rows_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
         self.spend
             .prefix(day.to_be_bytes())
             .map(|g| {

@@ -1,7 +1,8 @@
 //! The audit writer thread. Cores hand events to an [`AuditSink`] (a
 //! crossbeam channel); one thread drains it in batches, assigns sequence
-//! numbers, writes events and the affected per-day spend totals in one fjall
-//! batch, and group-commits: in `Sync` mode the batch is fsynced before any
+//! numbers, writes events in one fjall batch (about once a second with a
+//! checkpoint of the spend totals they changed, see [`super::spend`]), and
+//! group-commits: in `Sync` mode the batch is fsynced before any
 //! waiting caller is acknowledged (proxy cores once per batch, through
 //! [`super::acks`]). It holds events nobody waits on until the next fsync,
 //! so an interval is one batch with one spend row per key touched, and a
@@ -9,7 +10,7 @@
 //! failures flip the sink unhealthy so the proxy fails closed on
 //! spend-carrying calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +21,9 @@ use futures_channel::oneshot;
 
 use super::acks::AckBoard;
 use super::event::{encode, storage_key, AuditEvent, EventKind};
+use super::spend::{self, DayTotals};
 use crate::clock;
-use crate::store::{parse_spend_value, spend_key, spend_value, Store};
+use crate::store::{spend_key, spend_value, Store};
 
 /// When an appended event counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,10 @@ const INTERVAL_WRITER_NICE: i32 = 5;
 const MAX_PENDING: usize = 16_384;
 /// How often an interval-mode writer looks for new events.
 const POLL: Duration = Duration::from_millis(1);
+/// How often the spend totals are checkpointed. Between checkpoints a batch
+/// writes only its events (a spend row is a random insert into fjall's
+/// memtable, the writer's dearest write); recovery adds the events since.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the writer thread. It exits (after a final fsync) once every
 /// sink clone is dropped.
@@ -131,9 +137,20 @@ const POLL: Duration = Duration::from_millis(1);
 /// # Errors
 /// When the thread cannot be spawned or the store cannot be read.
 pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<(AuditSink, std::thread::JoinHandle<()>), String> {
+    spawn_with_checkpoints(store, durability, CHECKPOINT_EVERY)
+}
+
+/// [`spawn`], checkpointing the spend totals every `every` instead of every
+/// second (the first batch always checkpoints). Tests use it to make
+/// recovery replay, or not replay, the events since the checkpoint.
+///
+/// # Errors
+/// As [`spawn`].
+pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: Duration) -> Result<(AuditSink, std::thread::JoinHandle<()>), String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let healthy = Arc::new(AtomicBool::new(true));
     let mut writer = Writer::new(store, durability)?;
+    writer.checkpoint_every = every;
     let h = Arc::clone(&healthy);
     let handle = std::thread::Builder::new()
         .name("capgate-audit".into())
@@ -159,7 +176,13 @@ struct Writer {
     /// (`CAPGATE_FAULT_AUDIT_FAIL_AFTER`).
     fail_after: Option<u64>,
     /// Spend and call totals for the days seen recently, by day, then key id.
-    totals: HashMap<u32, HashMap<String, (u64, u32)>>,
+    totals: HashMap<u32, DayTotals>,
+    /// Key ids whose totals changed since the last checkpoint, by day.
+    unsaved: HashMap<u32, HashSet<String>>,
+    /// When the last checkpoint committed; `None` before the first, so a
+    /// fresh data dir gets its cursor with the first batch.
+    last_checkpoint: Option<Instant>,
+    checkpoint_every: Duration,
     last_sync: Instant,
     dirty: bool,
     /// Events held until the next fsync (see [`Pending`]).
@@ -178,13 +201,23 @@ impl Writer {
         };
         let fail_after = std::env::var("CAPGATE_FAULT_AUDIT_FAIL_AFTER").ok().and_then(|v| v.parse().ok());
         let today = clock::day_of(clock::now_ms());
-        let mut totals: HashMap<u32, HashMap<String, (u64, u32)>> = HashMap::new();
-        for day in [today.saturating_sub(1), today] {
-            for (id, micros, calls) in store.spend_for_day(day)? {
-                totals.entry(day).or_default().insert(id, (micros, calls));
-            }
-        }
-        Ok(Writer { store, durability, next_seq, last_key_ts, fail_after, totals, last_sync: Instant::now(), dirty: false, pending: Pending::default() })
+        // Totals replayed from events after the checkpoint are unsaved: the
+        // first batch's checkpoint writes them before moving the cursor.
+        let spend::Recovered { totals, replayed } = spend::recover(&store, &[today.saturating_sub(1), today])?;
+        Ok(Writer {
+            store,
+            durability,
+            next_seq,
+            last_key_ts,
+            fail_after,
+            totals,
+            unsaved: replayed,
+            last_checkpoint: None,
+            checkpoint_every: CHECKPOINT_EVERY,
+            last_sync: Instant::now(),
+            dirty: false,
+            pending: Pending::default(),
+        })
     }
 
     fn run(&mut self, rx: &Receiver<Msg>, healthy: &AtomicBool) {
@@ -251,41 +284,74 @@ impl Writer {
             self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
             b.insert(&self.store.audit, storage_key(self.last_key_ts, m.event.seq).to_vec(), encode(&m.event));
         }
-        // One spend row per (day, key) the batch touched, however many of its
-        // events did: a hot key's row is written once, not once per call.
+        // A day the writer holds no totals for (an old day, or one it
+        // dropped) is read back from the store first: rows plus events since.
+        for m in batch.iter() {
+            let day = m.event.spend_day;
+            if spend::counts(&m.event.key_id, m.event.spend_delta, m.event.calls_delta) && !self.totals.contains_key(&day) {
+                match spend::recover(&self.store, &[day]) {
+                    Ok(mut r) => {
+                        self.totals.insert(day, r.totals.remove(&day).unwrap_or_default());
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = batch.len(), "audit batch could not be written (spend totals unreadable); these events are lost, and spend-carrying calls are refused");
+                        return false;
+                    }
+                }
+            }
+        }
         // The new totals are kept aside until the batch commits, so a failed
         // batch leaves the running totals as the store has them.
         let mut updated: HashMap<(u32, &str), (u64, u32)> = HashMap::new();
         for m in batch.iter() {
             let ev = &m.event;
-            if (ev.spend_delta == 0 && ev.calls_delta == 0) || ev.key_id.is_empty() {
+            if !spend::counts(&ev.key_id, ev.spend_delta, ev.calls_delta) {
                 continue;
             }
-            let total = updated.entry((ev.spend_day, ev.key_id.as_str())).or_insert_with(|| {
-                self.totals.get(&ev.spend_day).and_then(|d| d.get(ev.key_id.as_str())).copied().unwrap_or_else(|| {
-                    self.store.spend.get(spend_key(ev.spend_day, &ev.key_id)).ok().flatten().and_then(|v| parse_spend_value(&v)).unwrap_or((0, 0))
-                })
-            });
-            total.0 = total.0.saturating_add_signed(ev.spend_delta);
-            total.1 = total.1.saturating_add_signed(ev.calls_delta);
+            let total = updated.entry((ev.spend_day, ev.key_id.as_str())).or_insert_with(|| self.totals.get(&ev.spend_day).and_then(|d| d.get(ev.key_id.as_str())).copied().unwrap_or_default());
+            spend::apply(total, ev.spend_delta, ev.calls_delta);
         }
-        for (&(day, key_id), &(micros, calls)) in &updated {
-            b.insert(&self.store.spend, spend_key(day, key_id), spend_value(micros, calls).to_vec());
+        // A checkpoint writes one row per (day, key) changed since the last
+        // one, however many events changed it, and the cursor: the storage
+        // key of this batch's last event, which the rows now include.
+        let checkpoint = self.last_checkpoint.is_none_or(|t| t.elapsed() >= self.checkpoint_every);
+        if checkpoint {
+            for (day, key_id) in self.unsaved.iter().flat_map(|(d, ids)| ids.iter().map(move |id| (d, id))) {
+                if !updated.contains_key(&(*day, key_id.as_str())) {
+                    let (micros, calls) = self.totals.get(day).and_then(|d| d.get(key_id)).copied().unwrap_or_default();
+                    b.insert(&self.store.spend, spend_key(*day, key_id), spend_value(micros, calls).to_vec());
+                }
+            }
+            for (&(day, key_id), &(micros, calls)) in &updated {
+                b.insert(&self.store.spend, spend_key(day, key_id), spend_value(micros, calls).to_vec());
+            }
+            b.insert(&self.store.meta, spend::CURSOR, storage_key(self.last_key_ts, self.next_seq.saturating_sub(1)).to_vec());
         }
         let committed = if injected_fault { Err("injected fault (CAPGATE_FAULT_AUDIT_FAIL_AFTER)".to_string()) } else { b.commit().map_err(|e| e.to_string()) };
         match committed {
             Ok(()) => {
                 for ((day, key_id), total) in updated {
-                    let day = self.totals.entry(day).or_default();
-                    match day.get_mut(key_id) {
+                    let totals = self.totals.entry(day).or_default();
+                    match totals.get_mut(key_id) {
                         Some(t) => *t = total,
                         None => {
-                            day.insert(key_id.to_string(), total);
+                            totals.insert(key_id.to_string(), total);
+                        }
+                    }
+                    if !checkpoint {
+                        let ids = self.unsaved.entry(day).or_default();
+                        if !ids.contains(key_id) {
+                            ids.insert(key_id.to_string());
                         }
                     }
                 }
-                let today = clock::day_of(clock::now_ms());
-                self.totals.retain(|d, _| *d + 1 >= today);
+                if checkpoint {
+                    self.unsaved.clear();
+                    self.last_checkpoint = Some(Instant::now());
+                    // Every total is in the store now: old days can go.
+                    let today = clock::day_of(clock::now_ms());
+                    self.totals.retain(|d, _| *d + 1 >= today);
+                }
                 self.dirty = true;
                 true
             }
@@ -456,7 +522,7 @@ mod tests {
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![0, 1, 2], "folded events take no sequence number");
         let day = clock::day_of(clock::now_ms());
-        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 500, 2)]);
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 500, 2)]);
     }
 
     #[test]
@@ -489,7 +555,48 @@ mod tests {
         let mut next = vec![Msg { event: event("req_c", EventKind::Reserve, 100, 1), ack: None }];
         assert!(w.write_batch(&mut next));
         let day = clock::day_of(clock::now_ms());
-        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 600, 2)], "the lost batch's 700 is not counted");
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 600, 2)], "the lost batch's 700 is not counted");
+    }
+
+    #[test]
+    fn spend_between_checkpoints_is_read_back_from_the_events_and_kept_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let day = clock::day_of(clock::now_ms());
+        let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
+        // The first batch checkpoints; the second, a moment later, does not.
+        assert!(w.write_batch(&mut [Msg { event: event("req_a", EventKind::Reserve, 500, 1), ack: None }]));
+        assert!(w.write_batch(&mut [Msg { event: event("req_b", EventKind::Reserve, 700, 1), ack: None }]));
+        assert_eq!(store.spend_rows_for_day(day).unwrap(), vec![("key_1".to_string(), 500, 1)], "no row is written between checkpoints");
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 1200, 2)], "the events after the cursor are added");
+        drop(w);
+        // A restarted writer starts from rows plus events. Its first batch
+        // checkpoints, moving the cursor past the replayed events, so it
+        // writes their key's total though the batch itself is another key's.
+        let key_2 = |request_id: &str, spend: i64| AuditEvent { key_id: "key_2".into(), ..event(request_id, EventKind::Reserve, spend, 1) };
+        let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
+        assert_eq!(w.totals[&day]["key_1"], (1200, 2));
+        assert!(w.write_batch(&mut [Msg { event: key_2("req_c", 40), ack: None }]));
+        let both = vec![("key_1".to_string(), 1200, 2), ("key_2".to_string(), 40, 1)];
+        assert_eq!(store.spend_rows_for_day(day).unwrap(), both);
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), both, "events the checkpoint includes are not counted twice");
+        // Between checkpoints a changed key waits for the next one, which
+        // writes it even when that batch does not touch it.
+        assert!(w.write_batch(&mut [Msg { event: event("req_d", EventKind::Reserve, 1, 1), ack: None }]));
+        w.last_checkpoint = Some(Instant::now() - CHECKPOINT_EVERY);
+        assert!(w.write_batch(&mut [Msg { event: key_2("req_e", 2), ack: None }]));
+        assert_eq!(store.spend_rows_for_day(day).unwrap(), vec![("key_1".to_string(), 1201, 3), ("key_2".to_string(), 42, 2)]);
+    }
+
+    #[test]
+    fn rows_without_a_cursor_are_read_as_complete() {
+        // A data dir from before checkpoints: rows written with every batch.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let day = clock::day_of(clock::now_ms());
+        store.audit.insert(storage_key(1, 0), encode(&event("req_a", EventKind::Reserve, 500, 1))).unwrap();
+        store.spend.insert(spend_key(day, "key_1"), spend_value(500, 1).to_vec()).unwrap();
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 500, 1)]);
     }
 
     #[test]
@@ -507,7 +614,7 @@ mod tests {
         // In the order they came; req_a's reserve rides in its call event.
         assert_eq!(events, vec![("req_b".into(), EventKind::Reserve as u8, 700, 1), ("req_a".into(), EventKind::Call as u8, 500, 1)]);
         let day = clock::day_of(clock::now_ms());
-        assert_eq!(store.spend_for_day(day).unwrap(), vec![("key_1".to_string(), 1200, 2)]);
+        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 1200, 2)]);
     }
 
     #[test]

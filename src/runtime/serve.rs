@@ -106,7 +106,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let mailboxes: Arc<[ledger::Mailbox]> = Arc::from(mailboxes);
     let today = clock::day_of(clock::now_ms());
     let mut recovered: Vec<Vec<(String, u64, u32)>> = vec![Vec::new(); workers];
-    for (id, spent, calls) in store.spend_for_day(today)? {
+    for (id, spent, calls) in audit::spend::spend_for_day(&store, today)? {
         let owner = owner_of(crate::keys::owner_hash(&id), workers);
         recovered[owner].push((id, spent, calls));
     }
