@@ -71,6 +71,9 @@ impl Drop for CoreTicket {
 pub struct AuditSink {
     tx: Sender<Msg>,
     healthy: Arc<AtomicBool>,
+    /// The writer thread, woken when somebody waits on an event (an
+    /// interval-mode writer otherwise looks only every [`POLL`]).
+    writer: Option<std::thread::Thread>,
 }
 
 impl AuditSink {
@@ -91,6 +94,7 @@ impl AuditSink {
                 let _ = ack.send(false);
             }
         }
+        self.wake_writer();
         rx
     }
 
@@ -101,6 +105,13 @@ impl AuditSink {
         if self.tx.send(Msg { event, ack: Some(Ack::Core(CoreTicket { board, ticket, answered: false })) }).is_err() {
             self.healthy.store(false, Ordering::Relaxed);
         }
+        self.wake_writer();
+    }
+
+    fn wake_writer(&self) {
+        if let Some(w) = &self.writer {
+            w.unpark();
+        }
     }
 
     /// A sink whose writer is gone (its channel is closed), for tests of
@@ -108,7 +119,7 @@ impl AuditSink {
     #[cfg(test)]
     pub(crate) fn closed_for_tests() -> AuditSink {
         let (tx, _) = crossbeam_channel::unbounded();
-        AuditSink { tx, healthy: Arc::new(AtomicBool::new(true)) }
+        AuditSink { tx, healthy: Arc::new(AtomicBool::new(true)), writer: None }
     }
 
     /// Whether the last write succeeded.
@@ -162,7 +173,8 @@ pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: 
             writer.run(&rx, &h)
         })
         .map_err(|e| format!("cannot start audit writer: {e}"))?;
-    Ok((AuditSink { tx, healthy }, handle))
+    let writer = Some(handle.thread().clone());
+    Ok((AuditSink { tx, healthy, writer }, handle))
 }
 
 struct Writer {
@@ -268,7 +280,8 @@ impl Writer {
             }
             acknowledge(&mut batch, ok);
             if idle && open {
-                std::thread::sleep(POLL);
+                // Woken early by an event somebody waits on.
+                std::thread::park_timeout(POLL);
             }
         }
         self.sync(healthy);
