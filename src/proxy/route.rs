@@ -51,7 +51,13 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
 /// `x-api-key`, or either half of `Authorization: Basic` (Twilio SDKs).
 pub fn presented_token(headers: &[(String, Vec<u8>)]) -> Option<String> {
     for (name, value) in headers {
-        let v = std::str::from_utf8(value).ok()?.trim();
+        let credential = matches!(name.as_str(), "x-api-key" | "authorization");
+        // Another header's odd bytes (a Latin-1 user agent) are not ours to judge.
+        let v = match std::str::from_utf8(value) {
+            Ok(v) => v.trim(),
+            Err(_) if credential => return None,
+            Err(_) => continue,
+        };
         match name.as_str() {
             "x-api-key" if !v.is_empty() => return Some(v.to_string()),
             "authorization" => {
@@ -213,6 +219,12 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("vk_4:");
         assert_eq!(presented_token(&h(&[("authorization", &format!("Basic {basic}"))])).as_deref(), Some("vk_4"));
         assert_eq!(presented_token(&h(&[("accept", "x")])), None);
+        let mut latin1_agent = h(&[("user-agent", "x"), ("authorization", "Bearer vk_5")]);
+        latin1_agent[0].1 = b"caf\xe9".to_vec();
+        assert_eq!(presented_token(&latin1_agent).as_deref(), Some("vk_5"), "another header's non-UTF-8 bytes do not hide the key");
+        let mut bad_key = h(&[("authorization", "x")]);
+        bad_key[0].1 = b"Bearer vk_\xff".to_vec();
+        assert_eq!(presented_token(&bad_key), None);
     }
 
     #[test]
