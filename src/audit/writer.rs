@@ -5,8 +5,8 @@
 //! group-commits: in `Sync` mode the batch is fsynced before any
 //! waiting caller is acknowledged (proxy cores once per batch, through
 //! [`super::acks`]). It holds events nobody waits on until the next fsync,
-//! so an interval is one batch with one spend row per key touched, and a
-//! call answered by then costs one record, not two (see `Pending`). Write
+//! so an interval is one batch, and a call answered by then costs one
+//! record, not two (see `Pending`). Write
 //! failures flip the sink unhealthy so the proxy fails closed on
 //! spend-carrying calls.
 
