@@ -49,6 +49,16 @@ pub fn parse_spend_value(v: &[u8]) -> Option<(u64, u32)> {
     Some((micros, calls))
 }
 
+/// A `spend` row as (key id, micro-dollars, calls).
+///
+/// # Errors
+/// When the value is malformed.
+pub fn parse_spend_row((k, v): (fjall::UserKey, fjall::UserValue)) -> StoreResult<(String, u64, u32)> {
+    let id = String::from_utf8_lossy(k.get(4..).unwrap_or_default()).into_owned();
+    let (micros, calls) = parse_spend_value(&v).ok_or_else(|| "store: bad spend value".to_string())?;
+    Ok((id, micros, calls))
+}
+
 /// `spend` keyspace key for a day and key id.
 pub fn spend_key(day: u32, key_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + key_id.len());
@@ -112,15 +122,7 @@ impl Store {
     /// # Errors
     /// On I/O failure or a corrupt value.
     pub fn spend_rows_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
-        self.spend
-            .prefix(day.to_be_bytes())
-            .map(|g| {
-                let (k, v) = g.into_inner().map_err(err)?;
-                let id = String::from_utf8_lossy(k.get(4..).unwrap_or_default()).into_owned();
-                let (micros, calls) = parse_spend_value(&v).ok_or_else(|| "store: bad spend value".to_string())?;
-                Ok((id, micros, calls))
-            })
-            .collect()
+        self.spend.prefix(day.to_be_bytes()).map(|g| parse_spend_row(g.into_inner().map_err(err)?)).collect()
     }
 
     /// Reads a `meta` value.

@@ -71,8 +71,8 @@ impl Drop for CoreTicket {
 pub struct AuditSink {
     tx: Sender<Msg>,
     healthy: Arc<AtomicBool>,
-    /// The writer thread, woken when somebody waits on an event (an
-    /// interval-mode writer otherwise looks only every [`POLL`]).
+    /// An interval-mode writer's thread, woken when somebody waits on an
+    /// event (it otherwise looks only every [`POLL`]).
     writer: Option<std::thread::Thread>,
 }
 
@@ -173,7 +173,8 @@ pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: 
             writer.run(&rx, &h)
         })
         .map_err(|e| format!("cannot start audit writer: {e}"))?;
-    let writer = Some(handle.thread().clone());
+    // A sync-mode writer blocks on the channel itself: nothing to wake.
+    let writer = matches!(durability, Durability::Interval(_)).then(|| handle.thread().clone());
     Ok((AuditSink { tx, healthy, writer }, handle))
 }
 
@@ -215,7 +216,7 @@ impl Writer {
         let today = clock::day_of(clock::now_ms());
         // Totals replayed from events after the checkpoint are unsaved: the
         // first batch's checkpoint writes them before moving the cursor.
-        let spend::Recovered { totals, replayed } = spend::recover(&store, &[today.saturating_sub(1), today])?;
+        let spend::Recovered { totals, replayed } = spend::recover_for_writer(&store, &[today.saturating_sub(1), today])?;
         Ok(Writer {
             store,
             durability,
