@@ -13,7 +13,8 @@ use crate::keys::KeyRecord;
 /// Storage errors, as text for the operator.
 pub type StoreResult<T> = Result<T, String>;
 
-fn err(e: impl std::fmt::Display) -> String {
+/// A storage error as operator text.
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     format!("store: {e}")
 }
 
@@ -116,12 +117,14 @@ impl Store {
             .collect()
     }
 
-    /// The checkpointed spend and call count of every key on `day`: events
-    /// logged after the checkpoint are not in them (`audit::spend` adds them).
+    /// The checkpointed spend and call count of every key on `day`, for
+    /// tests: events logged after the checkpoint are not in them
+    /// (`audit::spend`, which recovery uses, adds them).
     ///
     /// # Errors
     /// On I/O failure or a corrupt value.
-    pub fn spend_rows_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
+    #[cfg(test)]
+    pub(crate) fn spend_rows_for_day(&self, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
         self.spend.prefix(day.to_be_bytes()).map(|g| parse_spend_row(g.into_inner().map_err(err)?)).collect()
     }
 

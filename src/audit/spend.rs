@@ -16,7 +16,7 @@ use std::ops::Bound;
 use fjall::{Readable, Snapshot};
 
 use super::event::with_spend_fields;
-use crate::store::{parse_spend_row, Store, StoreResult};
+use crate::store::{err, parse_spend_row, Store, StoreResult};
 
 /// `meta` key of the spend checkpoint's cursor.
 pub const CURSOR: &str = "spend_cursor";
@@ -44,10 +44,6 @@ pub struct Recovered {
     /// The keys, by day, that events after the checkpoint changed: the next
     /// checkpoint must write them, since it moves the cursor past those events.
     pub replayed: HashMap<u32, HashSet<String>>,
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    format!("store: {e}")
 }
 
 fn load_rows(store: &Store, snap: &Snapshot, totals: &mut HashMap<u32, DayTotals>, day: u32) -> StoreResult<()> {
