@@ -50,7 +50,7 @@ fn check_request(data: &[u8], limits: &Limits) {
     let has = |n: &str| names.iter().any(|h| h == n);
     assert!(!(has("content-length") && has("transfer-encoding")), "CL + TE accepted: {:?}", String::from_utf8_lossy(window));
 
-    let values = |n: &str| head.headers.iter().filter(|(h, _)| h == n).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let values = |n: &str| head.headers.iter().filter(|(h, _)| *h == n).map(|(_, v)| v.to_vec()).collect::<Vec<_>>();
     match head.framing {
         Framing::Length(n) => {
             let cls = values("content-length");

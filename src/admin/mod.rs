@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use crate::audit::AuditSink;
 use crate::error::Refusal;
 use crate::http1::conn::simple_response;
-use crate::http1::head::header;
 use crate::http1::{Conn, Limits, RequestHead};
 use crate::keys::registry::KeyRegistry;
 use crate::keys::token;
@@ -164,7 +163,7 @@ async fn serve_conn(stream: TcpStream, state: Arc<AdminState>) {
 }
 
 fn authorised(state: &AdminState, head: &RequestHead) -> bool {
-    let presented = header(&head.headers, "authorization")
+    let presented = head.headers.get("authorization")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.split_once(' ').filter(|(s, _)| s.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim().to_string()));
     presented.is_some_and(|t| token::hashes_equal(&token::hash(&t), &state.admin_hash))

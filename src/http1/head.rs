@@ -78,7 +78,7 @@ pub struct RequestHead {
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
     /// Header fields, names lower-cased, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     /// Body framing.
     pub framing: Framing,
     /// Whether the client wants the connection kept open.
@@ -95,16 +95,80 @@ pub struct ResponseHead {
     /// Reason phrase as sent.
     pub reason: String,
     /// Header fields, names lower-cased.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     /// Body framing.
     pub framing: Framing,
     /// Whether the upstream connection may be reused.
     pub keep_alive: bool,
 }
 
-/// Returns the first value of header `name` (lower-case).
-pub fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+/// The header fields of one head, names lower-cased, in order: every
+/// name and value in one buffer, so a parsed head costs two allocations
+/// however many fields it has (it was two per field).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// Names and values, back to back.
+    bytes: Vec<u8>,
+    /// Per field: where its name starts, where its value starts (the name's
+    /// end), and where its value ends, in `bytes`.
+    fields: Vec<(u32, u32, u32)>,
+}
+
+impl Headers {
+    /// Room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Headers {
+        Headers { bytes: Vec::with_capacity(bytes), fields: Vec::with_capacity(fields) }
+    }
+
+    /// Adds a field; `name` is stored lower-cased.
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        let mid = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        // Heads are capped far below 4 GiB (`Limits`), so offsets fit.
+        self.fields.push((start as u32, mid as u32, self.bytes.len() as u32));
+    }
+
+    /// The first value of field `name` (given lower-case).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every field, in order: lower-cased name, value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.fields.iter().map(|&(start, mid, end)| {
+            let name = &self.bytes[start as usize..mid as usize];
+            // Names were pushed from `&str`, lower-cased byte by byte (ASCII
+            // only changes), so they are UTF-8.
+            (std::str::from_utf8(name).unwrap_or(""), &self.bytes[mid as usize..end as usize])
+        })
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Owned copies of every field (for recording, in tests and the mock).
+    pub fn to_pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Headers {
+        let mut h = Headers::default();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -115,11 +179,11 @@ fn has_token(value: &[u8], token: &str) -> bool {
 
 /// Decides body framing from the header fields (RFC 9112 §6), refusing
 /// anything ambiguous.
-fn framing_of(headers: &[(String, Vec<u8>)]) -> Result<Framing, HeadError> {
+fn framing_of(headers: &Headers) -> Result<Framing, HeadError> {
     let mut te: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
-    for (name, value) in headers {
-        match name.as_str() {
+    for (name, value) in headers.iter() {
+        match name {
             "transfer-encoding" => {
                 if te.is_some() {
                     return Err(HeadError::BadFraming("repeated Transfer-Encoding"));
@@ -149,15 +213,16 @@ fn framing_of(headers: &[(String, Vec<u8>)]) -> Result<Framing, HeadError> {
     }
 }
 
-fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, Vec<u8>)>, HeadError> {
-    raw.iter()
-        .map(|h| {
-            if h.value.iter().any(|b| *b == 0 || (*b < 0x20 && *b != b'\t')) {
-                return Err(HeadError::Malformed("control character in header value"));
-            }
-            Ok((h.name.to_ascii_lowercase(), h.value.to_vec()))
-        })
-        .collect()
+fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
+    let bytes = raw.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut headers = Headers::with_capacity(raw.len(), bytes);
+    for h in raw {
+        if h.value.iter().any(|b| *b == 0 || (*b < 0x20 && *b != b'\t')) {
+            return Err(HeadError::Malformed("control character in header value"));
+        }
+        headers.push(h.name, h.value);
+    }
+    Ok(headers)
 }
 
 /// Parses a request head from the start of `buf`. `Ok(None)` means more
@@ -191,13 +256,13 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<(Request
     if framing == Framing::Chunked && minor_version == 0 {
         return Err(HeadError::BadFraming("chunked body in HTTP/1.0"));
     }
-    let connection = header(&headers, "connection").unwrap_or(b"");
+    let connection = headers.get("connection").unwrap_or(b"");
     let keep_alive = if minor_version == 0 {
         has_token(connection, "keep-alive")
     } else {
         !has_token(connection, "close")
     };
-    let expect_continue = header(&headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let expect_continue = headers.get("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     Ok(Some((RequestHead { method, target, minor_version, headers, framing, keep_alive, expect_continue }, consumed)))
 }
 
@@ -236,7 +301,7 @@ pub fn parse_response_head(buf: &[u8], head_request: bool, max_head_bytes: usize
             f => f,
         }
     };
-    let connection = header(&headers, "connection").unwrap_or(b"");
+    let connection = headers.get("connection").unwrap_or(b"");
     let keep_alive = framing != Framing::UntilClose
         && if minor == 0 { has_token(connection, "keep-alive") } else { !has_token(connection, "close") };
     Ok(Some((ResponseHead { status: code, reason: res.reason.unwrap_or("").to_string(), headers, framing, keep_alive }, consumed)))
@@ -258,6 +323,21 @@ mod tests {
         assert_eq!(h.framing, Framing::Length(5));
         assert!(h.keep_alive);
         assert_eq!(n, "POST /stripe/v1/charges?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n".len());
+    }
+
+    #[test]
+    fn header_fields_keep_order_and_duplicates_with_lower_cased_names() {
+        let (h, _) = req("GET / HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nAuthorization: Bearer vk\r\nx-dup: 2\r\nEmpty:\r\n\r\n").unwrap().unwrap();
+        let fields: Vec<(&str, &[u8])> = h.headers.iter().collect();
+        assert_eq!(fields, [("host", &b"a"[..]), ("x-dup", b"1"), ("authorization", b"Bearer vk"), ("x-dup", b"2"), ("empty", b"")]);
+        assert_eq!(h.headers.get("x-dup"), Some(&b"1"[..]), "the first of repeated fields");
+        assert_eq!(h.headers.get("authorization"), Some(&b"Bearer vk"[..]));
+        assert_eq!(h.headers.get("Authorization"), None, "names are looked up lower-case");
+        assert_eq!(h.headers.get("missing"), None);
+        assert_eq!(h.headers.len(), 5);
+        assert_eq!(h.headers.to_pairs()[3], ("x-dup".to_string(), b"2".to_vec()));
+        let built: Headers = [("Content-Type", "text/plain")].into_iter().collect();
+        assert_eq!(built.iter().collect::<Vec<_>>(), [("content-type", &b"text/plain"[..])]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::Driver;
 use crate::http1::conn::simple_response;
-use crate::http1::head::header;
+use crate::http1::head::Headers;
 use crate::http1::{Conn, Limits};
 
 /// One request as the mock received it.
@@ -36,7 +36,7 @@ pub struct Recorded {
 impl Recorded {
     /// First value of a header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        header(&self.headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -127,9 +127,9 @@ impl MockVendor {
     }
 }
 
-fn credential_ok(headers: &[(String, Vec<u8>)], expected: &str) -> bool {
+fn credential_ok(headers: &Headers, expected: &str) -> bool {
     crate::proxy::route::presented_token(headers).is_some_and(|t| t == expected)
-        || header(headers, "authorization").is_some_and(|v| {
+        || headers.get("authorization").is_some_and(|v| {
             use base64::Engine;
             let s = String::from_utf8_lossy(v);
             s.strip_prefix("Basic ")
@@ -145,10 +145,10 @@ async fn serve<S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent>(mut co
         let Ok(body) = conn.read_body(head.framing, limits.max_body_bytes, Duration::from_secs(30)).await else { return };
         if let Some(log) = &log {
             if let Ok(mut l) = log.lock() {
-                l.push(Recorded { method: head.method.clone(), target: head.target.clone(), headers: head.headers.clone(), body: body.to_vec() });
+                l.push(Recorded { method: head.method.clone(), target: head.target.clone(), headers: head.headers.to_pairs(), body: body.to_vec() });
             }
         }
-        let hdr = |n: &str| header(&head.headers, n).map(|v| String::from_utf8_lossy(v).into_owned());
+        let hdr = |n: &str| head.headers.get(n).map(|v| String::from_utf8_lossy(v).into_owned());
         if let Some(ms) = hdr("x-mock-delay-ms").and_then(|v| v.parse::<u64>().ok()) {
             monoio::time::sleep(Duration::from_millis(ms)).await;
         }

@@ -157,7 +157,7 @@ fn is_dash_prefix(key: &str, model: &str) -> bool {
 /// The required `model` parameter.
 pub(crate) fn model_param(params: &Params) -> Result<String, PriceError> {
     match params.get("model") {
-        Some(ParamValue::Str(s)) if !s.is_empty() => Ok(s),
+        Some(ParamValue::Str(s)) if !s.is_empty() => Ok(s.into_owned()),
         None | Some(ParamValue::Str(_)) => Err(PriceError::MissingParam("model")),
         Some(_) => Err(PriceError::BadParam {
             name: "model",

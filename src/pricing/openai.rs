@@ -7,6 +7,8 @@
 //! configured default; 0 for embeddings), multiplied by the number of
 //! choices (`n`, `best_of`), since each choice is billed.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::llm::{
@@ -53,7 +55,7 @@ pub(crate) fn quote(
     }))
 }
 
-fn endpoint(segs: &[String]) -> Option<Endpoint> {
+fn endpoint(segs: &[Cow<'_, str>]) -> Option<Endpoint> {
     if matches(&["v1", "chat", "completions"], segs) {
         Some(Endpoint::Chat)
     } else if matches(&["v1", "responses"], segs) {
@@ -242,7 +244,7 @@ mod tests {
         );
     }
 
-    fn parsed(body: &str) -> Params {
+    fn parsed(body: &str) -> Params<'_> {
         Params::parse("", Some("application/json"), body.as_bytes()).unwrap()
     }
 

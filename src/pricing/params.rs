@@ -12,6 +12,7 @@
 //! value: capgate never guesses which duplicate the vendor will honour.
 //! Body parameters win over query parameters with the same name.
 
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
@@ -19,11 +20,12 @@ use serde_json::{Number, Value};
 
 use super::PriceError;
 
-/// One parameter value.
+/// One parameter value, borrowed from the request where it needed no
+/// decoding.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ParamValue {
+pub enum ParamValue<'a> {
     /// A string (every form value is a string).
-    Str(String),
+    Str(Cow<'a, str>),
     /// A JSON number.
     Num(Number),
     /// A JSON boolean.
@@ -32,11 +34,11 @@ pub enum ParamValue {
     Array(Vec<String>),
 }
 
-/// Parsed parameters of one request.
+/// Parsed parameters of one request, borrowing from its query and body.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Params {
+pub struct Params<'a> {
     /// Query parameters, overwritten by form-body parameters.
-    fields: BTreeMap<String, ParamValue>,
+    fields: BTreeMap<Cow<'a, str>, ParamValue<'a>>,
     /// The JSON body, when the body is JSON.
     json: Option<Value>,
 }
@@ -48,9 +50,9 @@ enum BodyKind {
     Opaque,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     /// Parses the query and body. Invalid JSON → [`PriceError::BadBody`].
-    pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, PriceError> {
+    pub fn parse(query: &'a str, content_type: Option<&str>, body: &'a [u8]) -> Result<Self, PriceError> {
         let mut fields = form_fields(query.as_bytes());
         let mut json = None;
         match body_kind(content_type, body) {
@@ -64,7 +66,7 @@ impl Params {
     }
 
     /// The value of a top-level parameter (JSON `null`/objects → `None`).
-    pub fn get(&self, name: &str) -> Option<ParamValue> {
+    pub fn get(&self, name: &str) -> Option<ParamValue<'_>> {
         if let Some(Value::Object(map)) = &self.json {
             if let Some(v) = map.get(name) {
                 return from_json(v);
@@ -77,7 +79,7 @@ impl Params {
     pub fn str_values(&self, name: &str) -> Vec<String> {
         match self.get(name) {
             None => Vec::new(),
-            Some(ParamValue::Str(s)) => vec![s],
+            Some(ParamValue::Str(s)) => vec![s.into_owned()],
             Some(ParamValue::Num(n)) => vec![n.to_string()],
             Some(ParamValue::Bool(b)) => vec![b.to_string()],
             Some(ParamValue::Array(items)) => items,
@@ -134,9 +136,9 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn from_json(value: &Value) -> Option<ParamValue> {
+fn from_json(value: &Value) -> Option<ParamValue<'_>> {
     match value {
-        Value::String(s) => Some(ParamValue::Str(s.clone())),
+        Value::String(s) => Some(ParamValue::Str(Cow::Borrowed(s))),
         Value::Number(n) => Some(ParamValue::Num(n.clone())),
         Value::Bool(b) => Some(ParamValue::Bool(*b)),
         Value::Array(_) => Some(ParamValue::Array(json_strings(value))),
@@ -150,11 +152,13 @@ fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
         return BodyKind::Opaque;
     }
     let media = content_type.map(media_type);
-    match media.as_deref() {
-        Some("application/json") => return BodyKind::Json,
-        Some(m) if m.ends_with("+json") => return BodyKind::Json,
-        Some("application/x-www-form-urlencoded") => return BodyKind::Form,
-        _ => {}
+    if let Some(m) = media {
+        if m.eq_ignore_ascii_case("application/json") || (m.len() > 5 && m[m.len() - 5..].eq_ignore_ascii_case("+json")) {
+            return BodyKind::Json;
+        }
+        if m.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return BodyKind::Form;
+        }
     }
     if matches!(trimmed.first(), Some(b'{' | b'[')) {
         BodyKind::Json
@@ -165,18 +169,22 @@ fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
     }
 }
 
-/// Lowercased media type without parameters (`; charset=…`).
-fn media_type(content_type: &str) -> String {
-    let essence = content_type.split(';').next().unwrap_or("");
-    essence.trim().to_ascii_lowercase()
+/// Media type without parameters (`; charset=…`), in the case sent:
+/// compare it ignoring ASCII case.
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
 }
 
-fn form_fields(bytes: &[u8]) -> BTreeMap<String, ParamValue> {
+fn form_fields(bytes: &[u8]) -> BTreeMap<Cow<'_, str>, ParamValue<'_>> {
     let mut fields = BTreeMap::new();
     for (key, value) in form_urlencoded::parse(bytes) {
-        match array_base(&key) {
-            Some(base) => push(&mut fields, base.to_owned(), value.into_owned(), true),
-            None => push(&mut fields, key.into_owned(), value.into_owned(), false),
+        let base = match &key {
+            Cow::Borrowed(k) => array_base(k).map(Cow::Borrowed),
+            Cow::Owned(k) => array_base(k).map(|b| Cow::Owned(b.to_owned())),
+        };
+        match base {
+            Some(base) => push(&mut fields, base, value, true),
+            None => push(&mut fields, key, value, false),
         }
     }
     fields
@@ -194,11 +202,11 @@ fn array_base(key: &str) -> Option<&str> {
     }
 }
 
-fn push(fields: &mut BTreeMap<String, ParamValue>, key: String, value: String, array: bool) {
+fn push<'a>(fields: &mut BTreeMap<Cow<'a, str>, ParamValue<'a>>, key: Cow<'a, str>, value: Cow<'a, str>, array: bool) {
     match fields.entry(key) {
         Entry::Vacant(slot) => {
             slot.insert(if array {
-                ParamValue::Array(vec![value])
+                ParamValue::Array(vec![value.into_owned()])
             } else {
                 ParamValue::Str(value)
             });
@@ -206,9 +214,9 @@ fn push(fields: &mut BTreeMap<String, ParamValue>, key: String, value: String, a
         Entry::Occupied(mut slot) => {
             let existing = slot.get_mut();
             match existing {
-                ParamValue::Array(items) => items.push(value),
+                ParamValue::Array(items) => items.push(value.into_owned()),
                 ParamValue::Str(first) => {
-                    *existing = ParamValue::Array(vec![std::mem::take(first), value])
+                    *existing = ParamValue::Array(vec![std::mem::take(first).into_owned(), value.into_owned()])
                 }
                 ParamValue::Num(_) | ParamValue::Bool(_) => *existing = ParamValue::Str(value),
             }
@@ -220,7 +228,7 @@ fn push(fields: &mut BTreeMap<String, ParamValue>, key: String, value: String, a
 mod tests {
     use super::*;
 
-    fn form(query: &str, body: &str) -> Params {
+    fn form<'a>(query: &'a str, body: &'a str) -> Params<'a> {
         Params::parse(
             query,
             Some("application/x-www-form-urlencoded"),
@@ -229,7 +237,7 @@ mod tests {
         .unwrap()
     }
 
-    fn arr(items: &[&str]) -> ParamValue {
+    fn arr(items: &[&str]) -> ParamValue<'static> {
         ParamValue::Array(items.iter().map(|s| s.to_string()).collect())
     }
 
@@ -318,6 +326,17 @@ mod tests {
         let p = Params::parse("limit=3", Some("application/json"), b"").unwrap();
         assert_eq!(p.u64("limit"), Some(3));
         assert!(p.raw_json().is_none());
+    }
+
+    #[test]
+    fn media_types_match_ignoring_case_and_parameters() {
+        let form = Params::parse("", Some("Application/X-WWW-Form-URLEncoded; charset=UTF-8"), b"amount=5").unwrap();
+        assert_eq!(form.u64("amount"), Some(5));
+        let json = Params::parse("", Some(" application/vnd.api+JSON "), br#"{"amount": 6}"#).unwrap();
+        assert_eq!(json.u64("amount"), Some(6));
+        // A declared media type that is neither is opaque, even with `=` in it.
+        let opaque = Params::parse("", Some("text/plain"), b"amount=7").unwrap();
+        assert_eq!(opaque.u64("amount"), None);
     }
 
     #[test]

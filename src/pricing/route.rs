@@ -5,6 +5,8 @@
 //! more: segments are percent-decoded, empty segments (`//`, trailing `/`)
 //! and `.` are dropped, `..` pops, and literals compare ASCII case-insensitively.
 
+use std::borrow::Cow;
+
 use super::{PriceRequest, Quote, VendorKind};
 
 /// True for `POST` (any case).
@@ -13,11 +15,11 @@ pub(crate) fn is_post(req: &PriceRequest<'_>) -> bool {
 }
 
 /// Normalized path segments (see module docs).
-pub(crate) fn segments(path: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub(crate) fn segments(path: &str) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
     for raw in path.split('/') {
         let seg = percent_decode(raw);
-        match seg.as_str() {
+        match &*seg {
             "" | "." => {}
             ".." => {
                 out.pop();
@@ -29,17 +31,17 @@ pub(crate) fn segments(path: &str) -> Vec<String> {
 }
 
 /// Whole-segment match; `*` in `pattern` matches any one segment.
-pub(crate) fn matches<P: AsRef<str>>(pattern: &[P], segs: &[String]) -> bool {
+pub(crate) fn matches<P: AsRef<str>, S: AsRef<str>>(pattern: &[P], segs: &[S]) -> bool {
     pattern.len() == segs.len()
         && pattern.iter().zip(segs).all(|(p, s)| {
             let p = p.as_ref();
-            p == "*" || p.eq_ignore_ascii_case(s)
+            p == "*" || p.eq_ignore_ascii_case(s.as_ref())
         })
 }
 
-fn percent_decode(raw: &str) -> String {
+fn percent_decode(raw: &str) -> Cow<'_, str> {
     if !raw.contains('%') {
-        return raw.to_owned();
+        return Cow::Borrowed(raw);
     }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -57,7 +59,7 @@ fn percent_decode(raw: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex_byte(pair: &[u8]) -> Option<u8> {
@@ -97,12 +99,12 @@ impl FixedRule {
         Ok(FixedRule {
             vendor,
             method: method.to_ascii_uppercase(),
-            pattern: segments(path),
+            pattern: segments(path).into_iter().map(Cow::into_owned).collect(),
             micros,
         })
     }
 
-    fn applies(&self, req: &PriceRequest<'_>, segs: &[String]) -> bool {
+    fn applies(&self, req: &PriceRequest<'_>, segs: &[Cow<'_, str>]) -> bool {
         self.vendor == req.vendor
             && (self.method == "*" || self.method.eq_ignore_ascii_case(req.method))
             && matches(&self.pattern, segs)

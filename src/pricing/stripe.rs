@@ -16,6 +16,8 @@
 //! particular `/v1/payment_intents/{id}/confirm` and `/capture` cost 0: the
 //! money was priced when the intent was created (or its amount changed).
 
+use std::borrow::Cow;
+
 use super::currency::CurrencyRates;
 use super::params::parse_u64;
 use super::route::{is_post, matches, segments};
@@ -56,7 +58,7 @@ pub(crate) fn quote(
     Ok(Some(Quote::fixed(micros)))
 }
 
-fn route(segs: &[String]) -> Option<Route> {
+fn route(segs: &[Cow<'_, str>]) -> Option<Route> {
     if CREATES.iter().any(|c| matches(&["v1", c], segs)) {
         Some(Route::Create)
     } else if matches(&["v1", "refunds"], segs)

@@ -11,6 +11,8 @@
 //! `To` is required for both. A `To` without a leading `+` matches no prefix
 //! and pays the fallback (note: an unencoded `+` in a form body decodes to a space).
 
+use std::borrow::Cow;
+
 use super::currency::{config_micros, config_micros_nonzero};
 use super::route::{is_post, matches, segments as path_segments};
 use super::sms::segments;
@@ -106,7 +108,7 @@ pub(crate) fn quote(
     }
 }
 
-fn route(segs: &[String]) -> Option<Route> {
+fn route(segs: &[Cow<'_, str>]) -> Option<Route> {
     if !matches(&["2010-04-01", "Accounts", "*", "*"], segs) {
         return None;
     }
@@ -174,7 +176,7 @@ fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 fn body(params: &Params) -> Result<String, PriceError> {
     match params.get("Body") {
         None => Ok(String::new()),
-        Some(ParamValue::Str(s)) => Ok(s),
+        Some(ParamValue::Str(s)) => Ok(s.into_owned()),
         Some(_) => Err(PriceError::BadParam {
             name: "Body",
             reason: "must be one text value",

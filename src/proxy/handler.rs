@@ -17,7 +17,7 @@ use crate::audit::{AuditEvent, Decision, Durability, EventKind};
 use crate::clock;
 use crate::error::{BodyShape, Refusal, Source};
 use crate::http1::conn::{encode_response_head, simple_response};
-use crate::http1::head::header;
+use crate::http1::head::Headers;
 use crate::http1::{BodyError, Conn, Framing, RequestHead};
 use crate::keys::VaultKey;
 use crate::ledger::{Adjust, Dedupe, Denied, Reserve, Reserved};
@@ -56,8 +56,8 @@ fn truncated(s: &str, max: usize) -> &str {
 /// The refusal body shape this client's SDK understands, from the headers
 /// the official SDKs send.
 fn shape_for(head: &RequestHead) -> BodyShape {
-    let has = |n: &str| header(&head.headers, n).is_some();
-    let ua = header(&head.headers, "user-agent").unwrap_or(b"");
+    let has = |n: &str| head.headers.get(n).is_some();
+    let ua = head.headers.get("user-agent").unwrap_or(b"");
     if has("x-stripe-client-user-agent") || ua.starts_with(b"Stripe/") {
         BodyShape::Stripe
     } else if has("x-stainless-lang") {
@@ -132,7 +132,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
     if vendor.credential.is_none() {
         return Err(Refusal::new(503, "vendor_not_configured", Source::Internal, format!("no credential is configured for vendor '{}'", vendor.name)));
     }
-    let content_type = header(&head.headers, "content-type").and_then(|v| std::str::from_utf8(v).ok());
+    let content_type = head.headers.get("content-type").and_then(|v| std::str::from_utf8(v).ok());
     let params = Params::parse(&route.query, content_type, &body).map_err(|e| Refusal::bad_request(e.code(), e.to_string()))?;
     crate::policy::constraints::check(&key.rules.constraints, !body.is_empty(), |name| params.str_values(name)).map_err(Refusal::param_not_allowed)?;
     let req = PriceRequest { vendor: vendor.kind, method: &head.method, path: &route.path, query: &route.query, content_type, body: &body };
@@ -148,11 +148,12 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
     }
     let fingerprint = duplicate_guarded(vendor.kind, &head.method, &route.path, &head.headers, shared.duplicate_window_ms)
         .then(|| fingerprint(&key.id, &head.method, &route.path, &body));
-    let mut body = body;
-    if matches!(quote.settle, Settle::Usage { streaming: true, .. })
+    let needs_usage_option = matches!(quote.settle, Settle::Usage { streaming: true, .. })
         && matches!(route.path.as_str(), "/v1/chat/completions" | "/v1/completions")
-        && pricing::openai_stream_needs_usage_option(&params)
-    {
+        && pricing::openai_stream_needs_usage_option(&params);
+    drop(params); // it borrows the body
+    let mut body = body;
+    if needs_usage_option {
         if let Some(b) = pricing::add_include_usage(&body) {
             body = Bytes::from(b);
         }
@@ -164,13 +165,13 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
 
 /// Whether the duplicate-charge guard applies: a money-moving POST to
 /// Stripe (or demo) or a Resend send, without the client's own key.
-fn duplicate_guarded(kind: VendorKind, method: &str, path: &str, headers: &[(String, Vec<u8>)], window_ms: u64) -> bool {
+fn duplicate_guarded(kind: VendorKind, method: &str, path: &str, headers: &Headers, window_ms: u64) -> bool {
     let applies = match kind {
         VendorKind::Stripe | VendorKind::Demo => method == "POST",
         VendorKind::Resend => method == "POST" && matches!(path, "/emails" | "/emails/batch"),
         _ => false,
     };
-    applies && window_ms > 0 && header(headers, "idempotency-key").is_none()
+    applies && window_ms > 0 && headers.get("idempotency-key").is_none()
 }
 
 /// Fingerprint of (key, method, path, canonical body): form pairs sorted,
@@ -322,7 +323,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     ev.calls_delta = 0;
     let mut request = route::upstream_head(&head.method, &vendor, &route, &head.headers, &held.extra_headers, body.len(), &ev.request_id);
     request.extend_from_slice(&body);
-    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || header(&head.headers, "idempotency-key").is_some() || !held.extra_headers.is_empty();
+    let safe_to_retry = matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS") || head.headers.get("idempotency-key").is_some() || !held.extra_headers.is_empty();
     let started = Instant::now();
     let sent = send(ctx, &vendor, request, head.method == "HEAD", safe_to_retry).await;
     ev.latency_us = started.elapsed().as_micros() as u64;

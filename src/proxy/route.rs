@@ -7,6 +7,7 @@
 use base64::Engine;
 
 use crate::error::Refusal;
+use crate::http1::head::Headers;
 use crate::policy::{canonicalize, split_vendor};
 use crate::vendors::Vendor;
 
@@ -49,16 +50,16 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
 
 /// The vault key the client presented, from `Authorization: Bearer`,
 /// `x-api-key`, or either half of `Authorization: Basic` (Twilio SDKs).
-pub fn presented_token(headers: &[(String, Vec<u8>)]) -> Option<String> {
-    for (name, value) in headers {
-        let credential = matches!(name.as_str(), "x-api-key" | "authorization");
+pub fn presented_token(headers: &Headers) -> Option<String> {
+    for (name, value) in headers.iter() {
+        let credential = matches!(name, "x-api-key" | "authorization");
         // Another header's odd bytes (a Latin-1 user agent) are not ours to judge.
         let v = match std::str::from_utf8(value) {
             Ok(v) => v.trim(),
             Err(_) if credential => return None,
             Err(_) => continue,
         };
-        match name.as_str() {
+        match name {
             "x-api-key" if !v.is_empty() => return Some(v.to_string()),
             "authorization" => {
                 let (scheme, rest) = v.split_once(' ')?;
@@ -106,8 +107,9 @@ const DROP_UPSTREAM: &[&str] = &[
 const DROP_DOWNSTREAM: &[&str] =
     &["content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
 
-fn listed_in_connection(headers: &[(String, Vec<u8>)]) -> Vec<String> {
-    crate::http1::head::header(headers, "connection")
+fn listed_in_connection(headers: &Headers) -> Vec<String> {
+    headers
+        .get("connection")
         .map(|v| String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect())
         .unwrap_or_default()
 }
@@ -130,7 +132,7 @@ pub fn upstream_head(
     method: &str,
     vendor: &Vendor,
     route: &Route,
-    client_headers: &[(String, Vec<u8>)],
+    client_headers: &Headers,
     extra: &[(&str, Vec<u8>)],
     body_len: usize,
     request_id: &str,
@@ -148,8 +150,8 @@ pub fn upstream_head(
     out.extend_from_slice(vendor.upstream.authority().as_bytes());
     out.extend_from_slice(b"\r\n");
     let extra_drop = listed_in_connection(client_headers);
-    for (name, value) in client_headers {
-        if DROP_UPSTREAM.contains(&name.as_str()) || name.starts_with("x-capgate-") || extra_drop.contains(name) {
+    for (name, value) in client_headers.iter() {
+        if DROP_UPSTREAM.contains(&name) || name.starts_with("x-capgate-") || extra_drop.iter().any(|t| t == name) {
             continue;
         }
         push_header(&mut out, name, value);
@@ -167,9 +169,9 @@ pub fn upstream_head(
 }
 
 /// The upstream's headers that go back to the client.
-pub fn downstream_headers(upstream: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+pub fn downstream_headers(upstream: &Headers) -> Vec<(&str, &[u8])> {
     let extra_drop = listed_in_connection(upstream);
-    upstream.iter().filter(|(n, _)| !DROP_DOWNSTREAM.contains(&n.as_str()) && !extra_drop.contains(n)).map(|(n, v)| (n.as_str(), v.as_slice())).collect()
+    upstream.iter().filter(|(n, _)| !DROP_DOWNSTREAM.contains(n) && !extra_drop.iter().any(|t| t == n)).collect()
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -184,8 +186,8 @@ mod tests {
     use super::*;
     use crate::vendors::{AuthStyle, Secret, Upstream};
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
+    fn h(pairs: &[(&str, &str)]) -> Headers {
+        pairs.iter().copied().collect()
     }
 
     fn vendor(kind: crate::pricing::VendorKind, auth: AuthStyle) -> Vendor {
@@ -219,11 +221,9 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("vk_4:");
         assert_eq!(presented_token(&h(&[("authorization", &format!("Basic {basic}"))])).as_deref(), Some("vk_4"));
         assert_eq!(presented_token(&h(&[("accept", "x")])), None);
-        let mut latin1_agent = h(&[("user-agent", "x"), ("authorization", "Bearer vk_5")]);
-        latin1_agent[0].1 = b"caf\xe9".to_vec();
+        let latin1_agent: Headers = [("user-agent", &b"caf\xe9"[..]), ("authorization", b"Bearer vk_5")].into_iter().collect();
         assert_eq!(presented_token(&latin1_agent).as_deref(), Some("vk_5"), "another header's non-UTF-8 bytes do not hide the key");
-        let mut bad_key = h(&[("authorization", "x")]);
-        bad_key[0].1 = b"Bearer vk_\xff".to_vec();
+        let bad_key: Headers = [("authorization", &b"Bearer vk_\xff"[..])].into_iter().collect();
         assert_eq!(presented_token(&bad_key), None);
     }
 
