@@ -132,7 +132,11 @@ impl Headers {
 
     /// The first value of field `name` (given lower-case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let name = name.as_bytes();
+        self.fields
+            .iter()
+            .find(|&&(start, mid, _)| &self.bytes[start as usize..mid as usize] == name)
+            .map(|&(_, mid, end)| &self.bytes[mid as usize..end as usize])
     }
 
     /// Every field, in order: lower-cased name, value.

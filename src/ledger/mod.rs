@@ -8,7 +8,7 @@
 pub mod mailbox;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,8 +25,9 @@ struct Entry {
     day: u32,
     spent: u64,
     calls: u32,
-    /// (fingerprint, first seen ms) of recent requests, oldest first.
-    recent: Vec<([u8; 16], u64)>,
+    /// (fingerprint, first seen ms) of recent requests, in the order they
+    /// came (oldest first, give or take clock skew between cores).
+    recent: VecDeque<([u8; 16], u64)>,
 }
 
 /// The state of the keys one core owns.
@@ -114,7 +115,7 @@ impl Ledger {
     pub fn with_spend(day: u32, spend: impl IntoIterator<Item = (String, u64, u32)>) -> Ledger {
         let entries = spend
             .into_iter()
-            .map(|(k, spent, calls)| (Arc::from(k.as_str()), Entry { day, spent, calls, recent: Vec::new() }))
+            .map(|(k, spent, calls)| (Arc::from(k.as_str()), Entry { day, spent, calls, recent: VecDeque::new() }))
             .collect();
         Ledger { entries }
     }
@@ -137,8 +138,12 @@ impl Ledger {
     pub fn reserve(&mut self, r: &Reserve) -> Result<Reserved, Denied> {
         let e = self.entry(&r.key, r.day);
         if let Some(d) = r.dedupe {
-            e.recent.retain(|(_, seen)| seen.saturating_add(d.window_ms) > d.now_ms);
-            if let Some((_, first)) = e.recent.iter().find(|(f, _)| *f == d.fingerprint) {
+            let live = |seen: u64| seen.saturating_add(d.window_ms) > d.now_ms;
+            while e.recent.front().is_some_and(|&(_, seen)| !live(seen)) {
+                e.recent.pop_front();
+            }
+            // Entries behind a newer one can be out of the window too.
+            if let Some((_, first)) = e.recent.iter().find(|&&(f, seen)| f == d.fingerprint && live(seen)) {
                 return Ok(Reserved::Replay { first_ms: *first });
             }
         }
@@ -157,9 +162,9 @@ impl Ledger {
         let first_ms = match r.dedupe {
             Some(d) => {
                 if e.recent.len() >= MAX_RECENT {
-                    e.recent.remove(0);
+                    e.recent.pop_front();
                 }
-                e.recent.push((d.fingerprint, d.now_ms));
+                e.recent.push_back((d.fingerprint, d.now_ms));
                 d.now_ms
             }
             None => 0,
@@ -294,5 +299,31 @@ mod tests {
         l.adjust(&Adjust { key: Arc::clone(&k), day: 1, spend_delta: -30, calls_delta: -1, forget: Some([7; 16]) });
         r.dedupe = Some(Dedupe { fingerprint: [7; 16], now_ms: 700_001, window_ms: 600_000 });
         assert!(matches!(l.reserve(&r), Ok(Reserved::Fresh { .. })), "a call that never left is forgotten");
+    }
+
+    #[test]
+    fn the_window_holds_behind_a_newer_fingerprint_and_the_oldest_go_first() {
+        let k: Arc<str> = Arc::from("key_d");
+        let mut l = Ledger::default();
+        let mut at = |l: &mut Ledger, f: u8, now_ms: u64| {
+            let mut r = res(&k, 1, 1, u64::MAX);
+            r.dedupe = Some(Dedupe { fingerprint: [f; 16], now_ms, window_ms: 1_000 });
+            l.reserve(&r)
+        };
+        // Another core's clock ran ahead: fingerprint 1 came first with a later time.
+        assert!(matches!(at(&mut l, 1, 5_000), Ok(Reserved::Fresh { .. })));
+        assert!(matches!(at(&mut l, 2, 4_000), Ok(Reserved::Fresh { .. })));
+        // At 5,500, fingerprint 2 (seen at 4,000) is out of the window though 1 is not.
+        assert!(matches!(at(&mut l, 2, 5_500), Ok(Reserved::Fresh { first_ms: 5_500 })));
+        assert_eq!(at(&mut l, 1, 5_600), Ok(Reserved::Replay { first_ms: 5_000 }));
+        // Past MAX_RECENT fingerprints, the oldest is forgotten first.
+        for f in 0..MAX_RECENT as u64 {
+            let mut r = res(&k, 1, 1, u64::MAX);
+            let mut fp = [0xAA; 16];
+            fp[..8].copy_from_slice(&f.to_be_bytes());
+            r.dedupe = Some(Dedupe { fingerprint: fp, now_ms: 5_700, window_ms: 1_000 });
+            assert!(matches!(l.reserve(&r), Ok(Reserved::Fresh { .. })));
+        }
+        assert!(matches!(at(&mut l, 1, 5_800), Ok(Reserved::Fresh { .. })), "evicted by newer ones");
     }
 }

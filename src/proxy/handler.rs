@@ -182,7 +182,9 @@ fn fingerprint(key_id: &str, method: &str, path: &str, body: &[u8]) -> [u8; 16] 
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+    // Only a body that can be JSON is tried as JSON (a failed parse allocates its error).
+    let json = matches!(body.trim_ascii_start().first(), Some(b'{' | b'[')).then(|| serde_json::from_slice::<serde_json::Value>(body).ok()).flatten();
+    if let Some(v) = json {
         h.update(b"json");
         h.update(v.to_string().as_bytes());
     } else {

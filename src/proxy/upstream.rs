@@ -57,7 +57,11 @@ impl Pool {
 
     /// Returns a reusable connection.
     pub fn put(&mut self, vendor: &str, conn: UpConn) {
-        let list = self.idle.entry(vendor.to_string()).or_default();
+        // Looked up by `&str` first: the entry API would copy the name every time.
+        if !self.idle.contains_key(vendor) {
+            self.idle.insert(vendor.to_string(), Vec::new());
+        }
+        let Some(list) = self.idle.get_mut(vendor) else { return };
         if list.len() < MAX_IDLE_PER_VENDOR {
             list.push((conn, Instant::now()));
         }
