@@ -305,7 +305,7 @@ mod tests {
     fn the_window_holds_behind_a_newer_fingerprint_and_the_oldest_go_first() {
         let k: Arc<str> = Arc::from("key_d");
         let mut l = Ledger::default();
-        let mut at = |l: &mut Ledger, f: u8, now_ms: u64| {
+        let at = |l: &mut Ledger, f: u8, now_ms: u64| {
             let mut r = res(&k, 1, 1, u64::MAX);
             r.dedupe = Some(Dedupe { fingerprint: [f; 16], now_ms, window_ms: 1_000 });
             l.reserve(&r)
