@@ -123,7 +123,8 @@ impl Headers {
     /// Adds a field; `name` is stored lower-cased.
     pub fn push(&mut self, name: &str, value: &[u8]) {
         let start = self.bytes.len();
-        self.bytes.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes[start..].make_ascii_lowercase();
         let mid = self.bytes.len();
         self.bytes.extend_from_slice(value);
         // Heads are capped far below 4 GiB (`Limits`), so offsets fit.
