@@ -92,3 +92,26 @@ fn chunked_requests_are_dechunked_and_priced() {
     assert_eq!(String::from_utf8_lossy(&mock.recorded()[0].body), body);
     assert_eq!(cg.key(&id)["spent_today_usd"], 7.0);
 }
+
+#[test]
+fn odd_content_types_get_an_answer_and_the_core_keeps_serving() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(100.0, "t/odd-ct");
+    // Multi-byte characters in the media type, where "+json" would be looked for.
+    for ct in ["a\u{e9}xxxx", "\u{fc}", "x/\u{e9}+json\u{e9}"] {
+        let body = "amount=100&currency=usd";
+        let req = format!("POST /stripe/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let answer = raw(cg.proxy, req.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 4"), "{ct:?} gets a clear refusal (its parameters are unreadable): {answer}");
+    }
+    assert!(mock.recorded().is_empty(), "nothing unpriced is forwarded");
+    // The same proxy still serves, on every core (distinct amounts: the
+    // duplicate guard would replay identical charges).
+    for cents in 100..104 {
+        let (status, _, _) = cg.charge(&token, cents);
+        assert_eq!(status, 200);
+    }
+    assert_eq!(cg.key(&id)["spent_today_usd"], 4.06);
+}

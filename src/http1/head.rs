@@ -127,7 +127,8 @@ impl Headers {
         self.bytes[start..].make_ascii_lowercase();
         let mid = self.bytes.len();
         self.bytes.extend_from_slice(value);
-        // Heads are capped far below 4 GiB (`Limits`), so offsets fit.
+        // Heads are capped far below 4 GiB (`Limits`, 64 KiB upstream), so offsets fit.
+        debug_assert!(u32::try_from(self.bytes.len()).is_ok(), "header block past 4 GiB");
         self.fields.push((start as u32, mid as u32, self.bytes.len() as u32));
     }
 

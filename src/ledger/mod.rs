@@ -162,7 +162,13 @@ impl Ledger {
         let first_ms = match r.dedupe {
             Some(d) => {
                 if e.recent.len() >= MAX_RECENT {
-                    e.recent.pop_front();
+                    // Expired entries can sit behind live ones (times come
+                    // from when each request started): drop them before a
+                    // live one.
+                    e.recent.retain(|&(_, seen)| seen.saturating_add(d.window_ms) > d.now_ms);
+                    if e.recent.len() >= MAX_RECENT {
+                        e.recent.pop_front();
+                    }
                 }
                 e.recent.push_back((d.fingerprint, d.now_ms));
                 d.now_ms
@@ -325,5 +331,27 @@ mod tests {
             assert!(matches!(l.reserve(&r), Ok(Reserved::Fresh { .. })));
         }
         assert!(matches!(at(&mut l, 1, 5_800), Ok(Reserved::Fresh { .. })), "evicted by newer ones");
+    }
+
+    #[test]
+    fn a_full_window_drops_expired_entries_before_a_live_one() {
+        let k: Arc<str> = Arc::from("key_e");
+        let mut l = Ledger::default();
+        let at = |l: &mut Ledger, fp: [u8; 16], now_ms: u64| {
+            let mut r = res(&k, 1, 1, u64::MAX);
+            r.dedupe = Some(Dedupe { fingerprint: fp, now_ms, window_ms: 1_000 });
+            l.reserve(&r)
+        };
+        // A live fingerprint first, then a full window of ones that started
+        // earlier (slow uploads) and expire before it.
+        assert!(matches!(at(&mut l, [1; 16], 10_000), Ok(Reserved::Fresh { .. })));
+        for f in 0..MAX_RECENT as u64 - 1 {
+            let mut fp = [0xBB; 16];
+            fp[..8].copy_from_slice(&f.to_be_bytes());
+            assert!(matches!(at(&mut l, fp, 9_100), Ok(Reserved::Fresh { .. })));
+        }
+        // At 10,200 the 9,100 ones are expired; a newcomer must not push out the live one.
+        assert!(matches!(at(&mut l, [2; 16], 10_200), Ok(Reserved::Fresh { .. })));
+        assert_eq!(at(&mut l, [1; 16], 10_300), Ok(Reserved::Replay { first_ms: 10_000 }), "the live fingerprint is kept");
     }
 }

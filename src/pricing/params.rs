@@ -153,10 +153,12 @@ fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
     }
     let media = content_type.map(media_type);
     if let Some(m) = media {
-        if m.eq_ignore_ascii_case("application/json") || (m.len() > 5 && m[m.len() - 5..].eq_ignore_ascii_case("+json")) {
+        // Compared as bytes: the client's media type may hold multi-byte characters.
+        let m = m.as_bytes();
+        if m.eq_ignore_ascii_case(b"application/json") || m.len() >= 5 && m[m.len() - 5..].eq_ignore_ascii_case(b"+json") {
             return BodyKind::Json;
         }
-        if m.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        if m.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
             return BodyKind::Form;
         }
     }
@@ -337,6 +339,12 @@ mod tests {
         // A declared media type that is neither is opaque, even with `=` in it.
         let opaque = Params::parse("", Some("text/plain"), b"amount=7").unwrap();
         assert_eq!(opaque.u64("amount"), None);
+        // Multi-byte characters where "+json" would start: opaque, no panic.
+        for odd in ["aéxxxx", "é+jsoné", "ü", "applicationé/json"] {
+            let p = Params::parse("", Some(odd), b"amount=8").unwrap();
+            assert_eq!(p.u64("amount"), None, "{odd}");
+        }
+        assert_eq!(Params::parse("", Some("x/é+json"), br#"{"amount": 9}"#).unwrap().u64("amount"), Some(9));
     }
 
     #[test]

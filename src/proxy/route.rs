@@ -107,11 +107,13 @@ const DROP_UPSTREAM: &[&str] = &[
 const DROP_DOWNSTREAM: &[&str] =
     &["content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
 
+/// Field names listed in every `Connection` field (hop-by-hop for this hop).
 fn listed_in_connection(headers: &Headers) -> Vec<String> {
     headers
-        .get("connection")
-        .map(|v| String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect())
-        .unwrap_or_default()
+        .iter()
+        .filter(|(n, _)| *n == "connection")
+        .flat_map(|(_, v)| String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect::<Vec<_>>())
+        .collect()
 }
 
 /// The vendor path as sent upstream (Twilio's account SID replaced by the
@@ -239,6 +241,9 @@ mod tests {
                 ("authorization", "Bearer vk_secret"),
                 ("connection", "keep-alive, x-foo"),
                 ("x-foo", "1"),
+                // A second Connection field lists more hop-by-hop fields.
+                ("Connection", "X-Bar"),
+                ("x-bar", "2"),
                 ("x-http-method-override", "DELETE"),
                 ("idempotency-key", "abc"),
                 ("content-type", "application/x-www-form-urlencoded"),
@@ -250,7 +255,7 @@ mod tests {
         let s = String::from_utf8(head).unwrap();
         assert!(s.starts_with("POST /v1/charges HTTP/1.1\r\nhost: 127.0.0.1:9000\r\n"), "{s}");
         assert!(s.contains("authorization: Bearer sk_real\r\n"));
-        assert!(!s.contains("vk_secret") && !s.contains("x-foo") && !s.contains("override"));
+        assert!(!s.contains("vk_secret") && !s.contains("x-foo") && !s.contains("x-bar") && !s.contains("override"), "{s}");
         assert!(s.contains("idempotency-key: abc\r\n") && s.contains("content-length: 10\r\n"));
         assert!(s.contains("idempotency-key: capgate-1\r\n"));
     }
