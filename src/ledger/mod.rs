@@ -64,6 +64,13 @@ pub struct Dedupe {
     pub window_ms: u64,
 }
 
+impl Dedupe {
+    /// Whether a fingerprint first seen at `seen_ms` is still in the window.
+    fn in_window(&self, seen_ms: u64) -> bool {
+        seen_ms.saturating_add(self.window_ms) > self.now_ms
+    }
+}
+
 /// A granted reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserved {
@@ -138,12 +145,11 @@ impl Ledger {
     pub fn reserve(&mut self, r: &Reserve) -> Result<Reserved, Denied> {
         let e = self.entry(&r.key, r.day);
         if let Some(d) = r.dedupe {
-            let live = |seen: u64| seen.saturating_add(d.window_ms) > d.now_ms;
-            while e.recent.front().is_some_and(|&(_, seen)| !live(seen)) {
+            while e.recent.front().is_some_and(|&(_, seen)| !d.in_window(seen)) {
                 e.recent.pop_front();
             }
             // Entries behind a newer one can be out of the window too.
-            if let Some((_, first)) = e.recent.iter().find(|&&(f, seen)| f == d.fingerprint && live(seen)) {
+            if let Some((_, first)) = e.recent.iter().find(|&&(f, seen)| f == d.fingerprint && d.in_window(seen)) {
                 return Ok(Reserved::Replay { first_ms: *first });
             }
         }
@@ -165,7 +171,7 @@ impl Ledger {
                     // Expired entries can sit behind live ones (times come
                     // from when each request started): drop them before a
                     // live one.
-                    e.recent.retain(|&(_, seen)| seen.saturating_add(d.window_ms) > d.now_ms);
+                    e.recent.retain(|&(_, seen)| d.in_window(seen));
                     if e.recent.len() >= MAX_RECENT {
                         e.recent.pop_front();
                     }
