@@ -56,10 +56,10 @@ fn key_for(i: u64, allowed: &Arc<Allowlist>) -> VaultKey {
     let id = format!("key_{i:016x}");
     VaultKey {
         owner_hash: owner_hash(&id),
-        id,
+        id: id.into(),
         token_hash: token::hash(&test_token(i)),
         vendor: "stripe".into(),
-        label: format!("flowise/session-{i}"),
+        label: format!("flowise/session-{i}").into(),
         cap_micros: 50_000_000,
         allowed: Arc::clone(allowed),
         created_ms: 1_715_000_000_000,

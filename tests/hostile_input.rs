@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn allowlist_bypass_attempts_are_refused() {
@@ -39,6 +39,16 @@ fn allowlist_bypass_attempts_are_refused() {
     // The allowed forms still work.
     assert_eq!(form_call(&cg.proxy_url("/stripe/v1/payment%5Fintents"), &token, "amount=100&currency=usd").0, 200);
     assert_eq!(mock.recorded()[0].target, "/v1/payment_intents");
+    // Each refusal is audited under the path it was judged by: the raw
+    // target when it could not be canonicalised, else the canonical path.
+    let refused: Vec<Value> = cg.audit("decision=refused&limit=100");
+    assert_eq!(refused.len(), attempts.len() + 1, "{refused:?}");
+    let path_of = |code: &str| refused.iter().filter(|e| e["code"] == code).map(|e| e["path"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let unroutable = path_of("invalid_path");
+    assert!(unroutable.contains(&"/stripe/v1%2Frefunds".to_string()), "{unroutable:?}");
+    assert!(unroutable.iter().all(|p| attempts.contains(&p.as_str())), "{unroutable:?}");
+    let judged = path_of("endpoint_not_allowed");
+    assert!(judged.contains(&"/v1/refunds".to_string()), "{judged:?}");
 }
 
 #[test]

@@ -47,8 +47,8 @@ const DAY: u32 = 20_400;
 fn event(key: usize, kind: EventKind, delta: i64, calls: i32, refused: bool) -> AuditEvent {
     AuditEvent {
         ts_ms: u64::from(DAY) * capgate::clock::DAY_MS + 1000,
-        key_id: format!("key_{key}"),
-        label: LABELS[key].to_string(),
+        key_id: format!("key_{key}").into(),
+        label: LABELS[key].into(),
         vendor: if key % 2 == 0 { "stripe".into() } else { "openai".into() },
         kind: kind as u8,
         decision: if refused { Decision::Refused as u8 } else { Decision::Allowed as u8 },
@@ -82,7 +82,7 @@ proptest! {
                 Op::Reserve { key, cost } => {
                     let request_id = format!("req_{n}");
                     let e = AuditEvent { request_id: request_id.clone(), ..event(key, EventKind::Reserve, i64::from(cost), 1, false) };
-                    *expected.entry((e.spend_day, e.key_id.clone())).or_default() += e.spend_delta;
+                    *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += e.spend_delta;
                     open_calls.push_back((key, cost, request_id));
                     sink.append(e);
                 }
@@ -93,7 +93,7 @@ proptest! {
                             answered.push_back((key, cost, request_id.clone()));
                         }
                         let e = AuditEvent { request_id, ..event(key, EventKind::Call, delta, 0, false) };
-                        *expected.entry((e.spend_day, e.key_id.clone())).or_default() += delta;
+                        *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += delta;
                         sink.append(e);
                     }
                 }
@@ -102,7 +102,7 @@ proptest! {
                     if let Some((key, cost, request_id)) = answered.pop_front() {
                         let delta = i64::from(delta).max(-i64::from(cost));
                         let e = AuditEvent { request_id, ..event(key, EventKind::Settle, delta, 0, false) };
-                        *expected.entry((e.spend_day, e.key_id.clone())).or_default() += delta;
+                        *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += delta;
                         sink.append(e);
                     }
                 }

@@ -39,7 +39,7 @@ pub fn csv_row(e: &AuditEvent) -> String {
         csv_field(&mut out, t);
         out.push(',');
     }
-    for t in [&e.key_id, &e.label, &e.vendor, &e.method, &e.path] {
+    for t in [&*e.key_id, &*e.label, &*e.vendor, &e.method, &e.path] {
         csv_field(&mut out, t);
         out.push(',');
     }

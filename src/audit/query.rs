@@ -36,9 +36,9 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     fn keeps(&self, ev: &AuditEvent) -> bool {
-        self.key_id.as_ref().is_none_or(|k| &ev.key_id == k)
+        self.key_id.as_ref().is_none_or(|k| *ev.key_id == **k)
             && self.label_prefix.as_ref().is_none_or(|p| ev.label.starts_with(p.as_str()))
-            && self.vendor.as_ref().is_none_or(|v| &ev.vendor == v)
+            && self.vendor.as_ref().is_none_or(|v| *ev.vendor == **v)
             && self.decision.is_none_or(|d| ev.decision == d)
             && self.kind.is_none_or(|k| ev.kind == k)
             && self.since_ms.is_none_or(|t| ev.ts_ms >= t)

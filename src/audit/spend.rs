@@ -10,7 +10,7 @@
 //! before checkpoints ignores the cursor, so going back to one after this
 //! version ran over-counts the events logged after the last checkpoint.)
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::ops::Bound;
 
 use fjall::{Readable, Snapshot};

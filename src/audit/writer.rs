@@ -10,7 +10,7 @@
 //! failures flip the sink unhealthy so the proxy fails closed on
 //! spend-carrying calls.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,9 @@ use fjall::PersistMode;
 use futures_channel::oneshot;
 
 use super::acks::AckBoard;
-use super::event::{encode, storage_key, AuditEvent, EventKind};
+use super::event::{storage_key, AuditEvent, Encoder, EventKind};
+#[cfg(test)]
+use super::event::encode;
 use super::spend::{self, DayTotals};
 use crate::clock;
 use crate::store::{spend_key, spend_value, Store};
@@ -200,6 +202,7 @@ struct Writer {
     dirty: bool,
     /// Events held until the next fsync (see [`Pending`]).
     pending: Pending,
+    encoder: Encoder,
 }
 
 impl Writer {
@@ -230,6 +233,7 @@ impl Writer {
             last_sync: Instant::now(),
             dirty: false,
             pending: Pending::default(),
+            encoder: Encoder::default(),
         })
     }
 
@@ -296,7 +300,7 @@ impl Writer {
             m.event.seq = self.next_seq;
             self.next_seq += 1;
             self.last_key_ts = self.last_key_ts.max(m.event.ts_ms);
-            b.insert(&self.store.audit, storage_key(self.last_key_ts, m.event.seq).to_vec(), encode(&m.event));
+            b.insert(&self.store.audit, &storage_key(self.last_key_ts, m.event.seq)[..], self.encoder.encode(&m.event));
         }
         // A day the writer holds no totals for (an old day, or one it
         // dropped) is read back from the store first: rows plus events since.
@@ -316,13 +320,13 @@ impl Writer {
         }
         // The new totals are kept aside until the batch commits, so a failed
         // batch leaves the running totals as the store has them.
-        let mut updated: HashMap<(u32, &str), (u64, u32)> = HashMap::new();
+        let mut updated: HashMap<(u32, &str), (u64, u32)> = HashMap::default();
         for m in batch.iter() {
             let ev = &m.event;
             if !spend::counts(&ev.key_id, ev.spend_delta, ev.calls_delta) {
                 continue;
             }
-            let total = updated.entry((ev.spend_day, ev.key_id.as_str())).or_insert_with(|| self.totals.get(&ev.spend_day).and_then(|d| d.get(ev.key_id.as_str())).copied().unwrap_or_default());
+            let total = updated.entry((ev.spend_day, &*ev.key_id)).or_insert_with(|| self.totals.get(&ev.spend_day).and_then(|d| d.get(&*ev.key_id)).copied().unwrap_or_default());
             spend::apply(total, ev.spend_delta, ev.calls_delta);
         }
         // A checkpoint writes one row per (day, key) changed since the last

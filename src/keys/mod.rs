@@ -16,13 +16,13 @@ use crate::policy::Allowlist;
 #[derive(Debug, Clone)]
 pub struct VaultKey {
     /// Public id (`key_…`), safe to log.
-    pub id: String,
+    pub id: std::sync::Arc<str>,
     /// SHA-256 of the token; the token itself is never stored.
     pub token_hash: [u8; 32],
     /// Vendor this key may call.
-    pub vendor: String,
+    pub vendor: std::sync::Arc<str>,
     /// Free-form label, e.g. `flowise/<session>`.
-    pub label: String,
+    pub label: std::sync::Arc<str>,
     /// Daily cap in micro-dollars (UTC day).
     pub cap_micros: u64,
     /// Parsed allowlist, shared by every key with the same entries (the
@@ -93,10 +93,10 @@ impl VaultKey {
         let hash = token::hash_from_hex(&r.token_sha256).ok_or("bad token hash")?;
         let allowed = Allowlist::parse(&r.allowed_endpoints).map_err(|(i, e)| format!("allowed_endpoints[{i}]: {e}"))?;
         Ok(VaultKey {
-            id: r.id.clone(),
+            id: r.id.as_str().into(),
             token_hash: hash,
-            vendor: r.vendor.clone(),
-            label: r.label.clone(),
+            vendor: r.vendor.as_str().into(),
+            label: r.label.as_str().into(),
             cap_micros: r.cap_micros,
             allowed: std::sync::Arc::new(allowed),
             created_ms: r.created_ms,
@@ -124,10 +124,10 @@ impl VaultKey {
     /// The stored record for this key.
     pub fn to_record(&self) -> KeyRecord {
         KeyRecord {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             token_sha256: token::hash_to_hex(&self.token_hash),
-            vendor: self.vendor.clone(),
-            label: self.label.clone(),
+            vendor: self.vendor.to_string(),
+            label: self.label.to_string(),
             cap_micros: self.cap_micros,
             allowed_endpoints: self.allowed.entries(),
             created_ms: self.created_ms,

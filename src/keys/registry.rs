@@ -12,7 +12,7 @@ use super::{token, VaultKey};
 #[derive(Default)]
 pub struct KeyRegistry {
     by_hash: DashMap<[u8; 32], Arc<VaultKey>>,
-    by_id: DashMap<String, [u8; 32]>,
+    by_id: DashMap<Arc<str>, [u8; 32]>,
     /// One shared allowlist per distinct entry list.
     allowlists: DashMap<Vec<String>, Arc<crate::policy::Allowlist>>,
 }

@@ -162,10 +162,10 @@ pub fn build_key(body: &[u8], vendor_known: impl Fn(&str) -> bool, now_ms: u64) 
     let id = token::new_key_id().map_err(random)?;
     let key = VaultKey {
         owner_hash: owner_hash(&id),
-        id,
+        id: id.into(),
         token_hash: token::hash(&token),
-        vendor,
-        label,
+        vendor: vendor.into(),
+        label: label.into(),
         cap_micros,
         allowed: std::sync::Arc::new(allowed),
         created_ms: now_ms,
@@ -188,7 +188,7 @@ mod tests {
     fn valid_key_with_alias_label() {
         let k = build(r#"{"vendor":"stripe","daily_usd_cap":200,"allowed_endpoints":["POST /v1/payment_intents","GET /v1/customers/*"],"expires_in":"1h","agent_run_label":"flowise/s1"}"#).unwrap();
         assert_eq!(k.key.cap_micros, 200_000_000);
-        assert_eq!(k.key.label, "flowise/s1");
+        assert_eq!(&*k.key.label, "flowise/s1");
         assert_eq!(k.key.expires_ms, 1_000 + 3_600_000);
         assert!(k.token.starts_with("vk_"));
         assert_eq!(k.key.token_hash, token::hash(&k.token));

@@ -8,7 +8,9 @@
 pub mod mailbox;
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 

@@ -77,7 +77,8 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
         ts_ms: now,
         request_id: ctx.next_request_id(),
         method: head.method.clone(),
-        path: truncated(&head.target, MAX_LOGGED_TARGET).to_string(),
+        // The canonical path once routed; the raw target if refused before.
+        path: String::new(),
         spend_day: clock::day_of(now),
         ..AuditEvent::default()
     };
@@ -92,6 +93,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
                 BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
                 _ => return false,
             };
+            ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
             refuse(ctx, client, &mut ev, &refusal, shape, false).await;
             client.linger().await;
             return false;
@@ -99,7 +101,12 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
     };
     let plan = match decide(ctx, &head, body, now, &mut ev) {
         Ok(p) => p,
-        Err(r) => return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await,
+        Err(r) => {
+            if ev.path.is_empty() {
+                ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
+            }
+            return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
+        }
     };
     forward(ctx, &head, plan, client, ev, shape).await
 }
@@ -117,7 +124,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
     ev.label = key.label.clone();
     key.check_live(now)?;
     let vendor_name = route.vendor.as_deref().unwrap_or(&key.vendor);
-    if key.vendor != vendor_name {
+    if *key.vendor != *vendor_name {
         return Err(Refusal::vendor_not_allowed(&key.vendor, vendor_name));
     }
     ev.vendor = key.vendor.clone();
@@ -159,7 +166,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
         }
     }
     ev.reserved_micros = quote.reserve_micros;
-    let key_id: Arc<str> = Arc::from(key.id.as_str());
+    let key_id = Arc::clone(&key.id);
     Ok(Plan { key, key_id, vendor, route, quote, body, fingerprint })
 }
 

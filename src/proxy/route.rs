@@ -4,6 +4,8 @@
 //! sent upstream (hop-by-hop headers, the vault key and method-override
 //! headers dropped; the real credential added).
 
+use std::borrow::Cow;
+
 use base64::Engine;
 
 use crate::error::Refusal;
@@ -17,7 +19,7 @@ pub struct Route {
     /// Vendor route name; `None` when the path names no configured vendor
     /// (SDKs that only let you change the host), in which case the vault
     /// key's own vendor is used.
-    pub vendor: Option<String>,
+    pub vendor: Option<std::sync::Arc<str>>,
     /// Canonical vendor path (after the vendor segment).
     pub path: String,
     /// Raw query (without '?'), possibly empty.
@@ -42,7 +44,7 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
     }
     let canonical = canonicalize(raw_path).map_err(|e| Refusal::bad_request(e.code(), format!("path refused: {e}")))?;
     let (vendor, path) = match split_vendor(&canonical) {
-        Some((v, p)) if is_vendor(v) => (Some(v.to_string()), p.to_string()),
+        Some((v, p)) if is_vendor(v) => (Some(v.into()), p.to_string()),
         _ => (None, canonical),
     };
     Ok(Route { vendor, path, query: query.to_string() })
@@ -50,7 +52,9 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
 
 /// The vault key the client presented, from `Authorization: Bearer`,
 /// `x-api-key`, or either half of `Authorization: Basic` (Twilio SDKs).
-pub fn presented_token(headers: &Headers) -> Option<String> {
+/// Borrowed from the head unless it had to be decoded: a secret is not
+/// copied around more than it must be.
+pub fn presented_token(headers: &Headers) -> Option<Cow<'_, str>> {
     for (name, value) in headers.iter() {
         let credential = matches!(name, "x-api-key" | "authorization");
         // Another header's odd bytes (a Latin-1 user agent) are not ours to judge.
@@ -60,19 +64,19 @@ pub fn presented_token(headers: &Headers) -> Option<String> {
             Err(_) => continue,
         };
         match name {
-            "x-api-key" if !v.is_empty() => return Some(v.to_string()),
+            "x-api-key" if !v.is_empty() => return Some(Cow::Borrowed(v)),
             "authorization" => {
                 let (scheme, rest) = v.split_once(' ')?;
                 let rest = rest.trim();
                 if scheme.eq_ignore_ascii_case("bearer") {
-                    return Some(rest.to_string());
+                    return Some(Cow::Borrowed(rest));
                 }
                 if scheme.eq_ignore_ascii_case("basic") {
                     let raw = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
                     let pair = String::from_utf8(raw).ok()?;
                     let (user, pass) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
                     let token = if user.starts_with(crate::keys::token::TOKEN_PREFIX) { user } else { pass };
-                    return Some(token.to_string());
+                    return Some(Cow::Owned(token.to_string()));
                 }
             }
             _ => {}

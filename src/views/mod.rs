@@ -13,10 +13,11 @@
 //! applies retention: audit events past `retention_days` are dropped by
 //! range once the views have folded them in; the daily totals stay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use serde::Serialize;
 
 use crate::audit::event::{decode, parse_storage_key, storage_key, with_spend_fields, AuditEvent, Decision, EventKind, SpendFields};
@@ -113,10 +114,10 @@ impl GroupBy {
     /// The group an event belongs to.
     fn group_of(self, ev: &AuditEvent) -> String {
         match self {
-            GroupBy::Label => ev.label.clone(),
-            GroupBy::Key => ev.key_id.clone(),
+            GroupBy::Label => ev.label.to_string(),
+            GroupBy::Key => ev.key_id.to_string(),
             GroupBy::Day => day_string(ev.spend_day),
-            GroupBy::Vendor => ev.vendor.clone(),
+            GroupBy::Vendor => ev.vendor.to_string(),
         }
     }
 }
@@ -168,7 +169,7 @@ pub fn catch_up(store: &Store, max_events: usize) -> Result<usize, String> {
         }
         None => storage_key(0, 0),
     };
-    let mut deltas: HashMap<Vec<u8>, Totals> = HashMap::new();
+    let mut deltas: HashMap<Vec<u8>, Totals> = HashMap::default();
     let mut last = None;
     let mut n = 0;
     let mut scratch = rkyv::util::AlignedVec::<16>::new();
