@@ -146,13 +146,20 @@ impl Ledger {
     /// [`Denied`] when it does not fit.
     pub fn reserve(&mut self, r: &Reserve) -> Result<Reserved, Denied> {
         let e = self.entry(&r.key, r.day);
+        // Whether an expired entry sits behind a live one.
+        let mut expired_behind = false;
         if let Some(d) = r.dedupe {
             while e.recent.front().is_some_and(|&(_, seen)| !d.in_window(seen)) {
                 e.recent.pop_front();
             }
-            // Entries behind a newer one can be out of the window too.
-            if let Some((_, first)) = e.recent.iter().find(|&&(f, seen)| f == d.fingerprint && d.in_window(seen)) {
-                return Ok(Reserved::Replay { first_ms: *first });
+            // Entries behind a newer one can be out of the window too. One
+            // pass both looks for the fingerprint and notes them.
+            for &(f, seen) in &e.recent {
+                let live = d.in_window(seen);
+                if live && f == d.fingerprint {
+                    return Ok(Reserved::Replay { first_ms: seen });
+                }
+                expired_behind |= !live;
             }
         }
         if e.day > r.day {
@@ -173,7 +180,9 @@ impl Ledger {
                     // Expired entries can sit behind live ones (times come
                     // from when each request started): drop them before a
                     // live one.
-                    e.recent.retain(|&(_, seen)| d.in_window(seen));
+                    if expired_behind {
+                        e.recent.retain(|&(_, seen)| d.in_window(seen));
+                    }
                     if e.recent.len() >= MAX_RECENT {
                         e.recent.pop_front();
                     }

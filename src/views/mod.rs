@@ -157,39 +157,84 @@ pub fn cursor(store: &Store) -> Result<Option<[u8; 16]>, String> {
     Ok(store.meta_get(CURSOR)?.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
 }
 
-/// Folds up to `max_events` new log events into the views. Returns how many.
+/// Folds up to `max_events` new log events into the views, reading every
+/// row it changes from the store. Returns how many.
 ///
 /// # Errors
 /// On storage failure (nothing is half-applied).
 pub fn catch_up(store: &Store, max_events: usize) -> Result<usize, String> {
-    let start = match cursor(store)? {
-        Some(k) => {
-            let (ts, seq) = parse_storage_key(&k).unwrap_or((0, 0));
-            storage_key(ts, seq.saturating_add(1))
+    Compactor::new(0).catch_up(store, max_events)
+}
+
+/// Folds the log into the views pass after pass, remembering the totals of
+/// up to `max_rows` rows it wrote (all forgotten when full), so a busy row
+/// costs no store read per pass. What it remembers is what the store holds:
+/// the compaction thread is the views' only writer, and a pass that fails
+/// to commit forgets everything.
+pub struct Compactor {
+    known: HashMap<Vec<u8>, Totals>,
+    max_rows: usize,
+}
+
+/// Rows the compaction thread remembers: about 8 MB at most.
+const REMEMBERED_ROWS: usize = 65_536;
+
+impl Compactor {
+    /// A compactor remembering at most `max_rows` rows (0: none).
+    pub fn new(max_rows: usize) -> Compactor {
+        Compactor { known: HashMap::default(), max_rows }
+    }
+
+    /// Folds up to `max_events` new log events into the views. Returns how many.
+    ///
+    /// # Errors
+    /// On storage failure (nothing is half-applied).
+    pub fn catch_up(&mut self, store: &Store, max_events: usize) -> Result<usize, String> {
+        let start = match cursor(store)? {
+            Some(k) => {
+                let (ts, seq) = parse_storage_key(&k).unwrap_or((0, 0));
+                storage_key(ts, seq.saturating_add(1))
+            }
+            None => storage_key(0, 0),
+        };
+        let mut deltas: HashMap<Vec<u8>, Totals> = HashMap::default();
+        let mut last = None;
+        let mut n = 0;
+        let mut scratch = rkyv::util::AlignedVec::<16>::new();
+        let mut row = Vec::new();
+        for g in store.audit.range(start..).take(max_events) {
+            let (k, v) = g.into_inner().map_err(|e| format!("store: {e}"))?;
+            n += 1;
+            last = Some(k);
+            with_spend_fields(&v, &mut scratch, |ev| fold_event(&mut deltas, &mut row, &ev));
         }
-        None => storage_key(0, 0),
-    };
-    let mut deltas: HashMap<Vec<u8>, Totals> = HashMap::default();
-    let mut last = None;
-    let mut n = 0;
-    let mut scratch = rkyv::util::AlignedVec::<16>::new();
-    let mut row = Vec::new();
-    for g in store.audit.range(start..).take(max_events) {
-        let (k, v) = g.into_inner().map_err(|e| format!("store: {e}"))?;
-        n += 1;
-        last = Some(k);
-        with_spend_fields(&v, &mut scratch, |ev| fold_event(&mut deltas, &mut row, &ev));
+        let Some(last) = last else { return Ok(0) };
+        let mut batch = store.db.batch();
+        let mut written = Vec::with_capacity(deltas.len());
+        for (row, delta) in deltas {
+            let mut total = match self.known.get(&row) {
+                Some(t) => *t,
+                None => store.views.get(&row).map_err(|e| format!("store: {e}"))?.and_then(|v| Totals::decode(&v)).unwrap_or_default(),
+            };
+            total.add(&delta);
+            batch.insert(&store.views, row.as_slice(), total.encode().as_slice());
+            written.push((row, total));
+        }
+        batch.insert(&store.meta, CURSOR, last.to_vec());
+        if let Err(e) = batch.commit() {
+            self.known.clear();
+            return Err(format!("store: {e}"));
+        }
+        if self.known.len() + written.len() > self.max_rows {
+            self.known.clear();
+        }
+        for (row, total) in written {
+            if self.known.len() < self.max_rows {
+                self.known.insert(row, total);
+            }
+        }
+        Ok(n)
     }
-    let Some(last) = last else { return Ok(0) };
-    let mut batch = store.db.batch();
-    for (row, delta) in deltas {
-        let mut total = store.views.get(&row).map_err(|e| format!("store: {e}"))?.and_then(|v| Totals::decode(&v)).unwrap_or_default();
-        total.add(&delta);
-        batch.insert(&store.views, row, total.encode().to_vec());
-    }
-    batch.insert(&store.meta, CURSOR, last.to_vec());
-    batch.commit().map_err(|e| format!("store: {e}"))?;
-    Ok(n)
 }
 
 /// Answers a spend query from the views: rows for labels starting with
@@ -294,10 +339,11 @@ pub fn spawn(store: Arc<Store>, retention_days: u32) -> Result<std::thread::Join
         .spawn(move || {
             crate::runtime::lower_thread_priority(BACKGROUND_NICE);
             let mut last_retention: Option<Instant> = None;
+            let mut compactor = Compactor::new(REMEMBERED_ROWS);
             loop {
                 // Folding less often aggregates more events per view row per
                 // pass (fewer reads and writes); views lag by at most ~0.5 s.
-                match catch_up(&store, 200_000) {
+                match compactor.catch_up(&store, 200_000) {
                     Ok(n) if n < 200_000 => std::thread::sleep(Duration::from_millis(500)),
                     Ok(_) => {}
                     Err(e) => {
