@@ -176,7 +176,8 @@ pub struct Compactor {
     max_rows: usize,
 }
 
-/// Rows the compaction thread remembers: about 8 MB at most.
+/// Rows the compaction thread remembers: about 10 MB at most (a row key
+/// of ~60 bytes, its totals and the map's slot).
 const REMEMBERED_ROWS: usize = 65_536;
 
 impl Compactor {
