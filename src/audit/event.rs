@@ -311,6 +311,8 @@ mod tests {
         for ev in [&long, &short, &long, &AuditEvent::default(), &short] {
             let bytes = enc.encode(ev).to_vec();
             assert_eq!(bytes, encode(ev));
+            // The archive is rkyv's own, straight from a fresh buffer.
+            assert_eq!(bytes[1..], rkyv::to_bytes::<rancor::Error>(ev).unwrap()[..]);
             assert_eq!(decode(&bytes).as_ref(), Some(ev));
         }
     }

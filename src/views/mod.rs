@@ -158,7 +158,8 @@ pub fn cursor(store: &Store) -> Result<Option<[u8; 16]>, String> {
 }
 
 /// Folds up to `max_events` new log events into the views, reading every
-/// row it changes from the store. Returns how many.
+/// row it changes from the store. Returns how many. Not while the
+/// compaction thread runs: it is the views' only writer (see [`Compactor`]).
 ///
 /// # Errors
 /// On storage failure (nothing is half-applied).
@@ -176,9 +177,10 @@ pub struct Compactor {
     max_rows: usize,
 }
 
-/// Rows the compaction thread remembers: about 10 MB at most (a row key
-/// of ~60 bytes, its totals and the map's slot).
-const REMEMBERED_ROWS: usize = 65_536;
+/// Rows the compaction thread remembers: about 5 MB with typical labels (a
+/// row key of ~60 bytes, its totals and the map's slot), 12 MB at most with
+/// 256-byte labels.
+const REMEMBERED_ROWS: usize = 32_768;
 
 impl Compactor {
     /// A compactor remembering at most `max_rows` rows (0: none).
@@ -226,7 +228,9 @@ impl Compactor {
             self.known.clear();
             return Err(format!("store: {e}"));
         }
-        if self.known.len() + written.len() > self.max_rows {
+        // Forget everything only when the rows new to the memory do not fit.
+        let new_rows = written.iter().filter(|(row, _)| !self.known.contains_key(row)).count();
+        if self.known.len() + new_rows > self.max_rows {
             self.known.clear();
         }
         for (row, total) in written {
@@ -409,6 +413,33 @@ mod tests {
         let by_day = query(&store, "flowise/", d, d + 1, GroupBy::Day).unwrap();
         let total = by_day.values().next().unwrap();
         assert_eq!((total.spend_micros, total.events, total.refused), (500, 2, 1));
+    }
+
+    #[test]
+    fn a_compactor_keeps_within_its_rows_and_its_views_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = 20_000 * clock::DAY_MS;
+        // An event touches 3 rows of its label (label, key, vendor).
+        let mut c = Compactor::new(6);
+        // (label, key, rows remembered after the pass)
+        let passes = [
+            ("a/1", "k1", 3),
+            ("a/2", "k2", 6),
+            ("a/1", "k1", 6), // all known: nothing is forgotten
+            ("b/1", "k3", 3), // three new rows do not fit: forget all, keep the new
+            ("a/2", "k2", 6),
+        ];
+        for (seq, (label, key, remembered)) in passes.into_iter().enumerate() {
+            put(&store, seq as u64, &ev(t + seq as u64, label, key, 100, EventKind::Reserve, false));
+            assert_eq!(c.catch_up(&store, 100).unwrap(), 1);
+            assert_eq!(c.known.len(), remembered, "pass {seq}");
+        }
+        let d = clock::day_of(t);
+        for g in [GroupBy::Label, GroupBy::Key, GroupBy::Vendor] {
+            assert_eq!(query(&store, "", d, d, g).unwrap(), scan(&store, "", d, d, g).unwrap(), "{g:?}");
+        }
+        assert_eq!(query(&store, "a/2", d, d, GroupBy::Label).unwrap()["a/2"].spend_micros, 200);
     }
 
     #[test]
