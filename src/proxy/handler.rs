@@ -27,7 +27,6 @@ use crate::vendors::Vendor;
 /// What a request that passed every check will do.
 struct Plan {
     key: Arc<VaultKey>,
-    key_id: Arc<str>,
     vendor: Arc<Vendor>,
     route: Route,
     quote: Quote,
@@ -166,8 +165,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
         }
     }
     ev.reserved_micros = quote.reserve_micros;
-    let key_id = Arc::clone(&key.id);
-    Ok(Plan { key, key_id, vendor, route, quote, body, fingerprint })
+    Ok(Plan { key, vendor, route, quote, body, fingerprint })
 }
 
 /// Whether the duplicate-charge guard applies: a money-moving POST to
@@ -225,8 +223,8 @@ struct Held {
 impl Held {
     /// Gives the reservation back: the call never reached the vendor.
     /// The call event then undoes its reserve event.
-    fn never_sent(&self, ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) {
-        let undo = Adjust { key: Arc::clone(key_id), day: ev.spend_day, spend_delta: -(self.cost as i64), calls_delta: -i32::from(self.counted), forget: fingerprint };
+    fn never_sent(&self, ctx: &CoreCtx, key: &VaultKey, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) {
+        let undo = Adjust { key: Arc::clone(&key.id), day: ev.spend_day, spend_delta: -(self.cost as i64), calls_delta: -i32::from(self.counted), forget: fingerprint };
         ctx.ledgers.adjust(key.owner_hash, undo);
         ev.settled_micros = 0;
         ev.spend_delta = if self.counted { -(self.cost as i64) } else { 0 };
@@ -237,7 +235,7 @@ impl Held {
 /// Reserves on the owning core and, for a counted call, makes the
 /// reservation durable before anything leaves: a crash after this point
 /// keeps the spend counted (conservative), never frees it.
-async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) -> Result<Held, Refusal> {
+async fn reserve(ctx: &CoreCtx, key: &VaultKey, cost: u64, fingerprint: Option<[u8; 16]>, ev: &mut AuditEvent) -> Result<Held, Refusal> {
     let shared = &ctx.shared;
     let mut held = Held { cost, counted: false, extra_headers: Vec::new() };
     if cost == 0 && key.rules.max_calls.is_none() && fingerprint.is_none() {
@@ -245,7 +243,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fi
     }
     let day = ev.spend_day;
     let dedupe = fingerprint.map(|f| Dedupe { fingerprint: f, now_ms: ev.ts_ms, window_ms: shared.duplicate_window_ms });
-    let r = Reserve { key: Arc::clone(key_id), day, cost, cap: key.cap_micros, max_calls: key.rules.max_calls, dedupe };
+    let r = Reserve { key: Arc::clone(&key.id), day, cost, cap: key.cap_micros, max_calls: key.rules.max_calls, dedupe };
     let first_ms = match ctx.ledgers.reserve(key.owner_hash, r).await {
         Ok(Reserved::Fresh { first_ms }) => {
             held.counted = true;
@@ -282,7 +280,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, key_id: &Arc<str>, cost: u64, fi
         if !written {
             // If the reserve event landed after all, the log over-counts this
             // key (conservative) rather than risk a negative adjustment.
-            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(key_id), day, spend_delta: -(cost as i64), calls_delta: -1, forget: fingerprint });
+            ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key.id), day, spend_delta: -(cost as i64), calls_delta: -1, forget: fingerprint });
             return Err(Refusal::audit_unavailable());
         }
     }
@@ -318,11 +316,11 @@ async fn send(ctx: &CoreCtx, vendor: &Vendor, request: Vec<u8>, head_request: bo
 /// Reserve, forward, record, relay, settle.
 async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Conn<TcpStream>, mut ev: AuditEvent, shape: BodyShape) -> bool {
     let shared = &ctx.shared;
-    let Plan { key, key_id, vendor, route, quote, body, fingerprint } = plan;
+    let Plan { key, vendor, route, quote, body, fingerprint } = plan;
     if !shared.audit.healthy() && (quote.reserve_micros > 0 || !shared.free_calls_when_audit_down) {
         return refuse(ctx, client, &mut ev, &Refusal::audit_unavailable(), shape, head.keep_alive).await;
     }
-    let held = match reserve(ctx, &key, &key_id, quote.reserve_micros, fingerprint, &mut ev).await {
+    let held = match reserve(ctx, &key, quote.reserve_micros, fingerprint, &mut ev).await {
         Ok(h) => h,
         Err(r) => return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await,
     };
@@ -339,7 +337,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     let (conn, resp) = match sent {
         Ok(x) => x,
         Err(Failure::NotSent(msg)) => {
-            held.never_sent(ctx, &key, &key_id, fingerprint, &mut ev);
+            held.never_sent(ctx, &key, fingerprint, &mut ev);
             return refuse(ctx, client, &mut ev, &Refusal::upstream_unavailable(msg), shape, head.keep_alive).await;
         }
         Err(failure) => {
@@ -356,7 +354,7 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     ev.decision = Decision::Allowed as u8;
     if resp.status >= 400 {
         // The vendor refused: nothing was spent (the call still counts).
-        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key_id), day: ev.spend_day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
+        ctx.ledgers.adjust(key.owner_hash, Adjust { key: Arc::clone(&key.id), day: ev.spend_day, spend_delta: -(cost as i64), calls_delta: 0, forget: None });
         ev.settled_micros = 0;
         ev.spend_delta = -(cost as i64);
     } else {
@@ -377,14 +375,13 @@ async fn forward(ctx: &CoreCtx, head: &RequestHead, plan: Plan, client: &mut Con
     } else {
         shared.audit.append(ev);
     }
-    let settle = AnswerSettle { key: &key, key_id: &key_id, cost, settle_later: settle_later.zip(settle_base), started };
+    let settle = AnswerSettle { key: &key, cost, settle_later: settle_later.zip(settle_base), started };
     answer(ctx, head, &vendor, conn, resp, client, &request_id, settle).await
 }
 
 /// What settling an answer needs.
 struct AnswerSettle<'a> {
     key: &'a VaultKey,
-    key_id: &'a Arc<str>,
     cost: u64,
     /// The LLM pricing to settle with, and the call event the settle event starts from.
     settle_later: Option<((crate::pricing::LlmVendor, crate::pricing::ModelPrice, bool), AuditEvent)>,
@@ -426,7 +423,7 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
         if let Some(usage) = usage {
             let actual = pricing::cost_from_usage(&prices, &usage);
             let delta = actual as i64 - s.cost as i64;
-            ctx.ledgers.adjust(s.key.owner_hash, Adjust { key: Arc::clone(s.key_id), day: ev.spend_day, spend_delta: delta, calls_delta: 0, forget: None });
+            ctx.ledgers.adjust(s.key.owner_hash, Adjust { key: Arc::clone(&s.key.id), day: ev.spend_day, spend_delta: delta, calls_delta: 0, forget: None });
             shared.audit.append(AuditEvent {
                 ts_ms: clock::now_ms(),
                 kind: EventKind::Settle as u8,
