@@ -60,31 +60,36 @@ fn owning_core(c: &mut Criterion) {
 
 /// Both paths through `Ledgers` inside a monoio runtime: owner hash 0 stays
 /// on core 0; owner hash 1 goes to core 1 (another thread, its own runtime,
-/// serving its inbox) and back.
+/// serving its inbox) and its answer comes back through core 0's inbox.
 fn through_ledgers(c: &mut Criterion) {
     let key: Arc<str> = Arc::from("key_5f0c3a9e1b7d2468");
     let (mailboxes, mut inboxes) = mailbox::pairs(2);
     let inbox1 = inboxes.pop().expect("two inboxes");
     let inbox0 = inboxes.pop().expect("two inboxes");
-    // `Inbox::serve` only notices that every mailbox is gone when it is next
-    // woken, so core 1 is stopped with an explicit signal instead.
+    let mailboxes: Arc<[mailbox::Mailbox]> = Arc::from(mailboxes);
+    // Each core's `Ledgers` holds every mailbox, its own included, so an
+    // inbox never sees its channel close: core 1 stops on an explicit signal.
     let (stop, stopped) = futures_channel::oneshot::channel::<()>();
+    let mailboxes1 = Arc::clone(&mailboxes);
     let core1 = std::thread::Builder::new()
         .name("bench-core-1".into())
         .spawn(move || {
             let mut rt = runtime();
             rt.block_on(async move {
-                monoio::spawn(inbox1.serve(Rc::new(RefCell::new(Ledger::default()))));
+                let ledgers1 = Ledgers::new(1, Rc::new(RefCell::new(Ledger::default())), mailboxes1);
+                monoio::spawn(inbox1.serve(ledgers1));
                 let _ = stopped.await;
             });
         })
         .expect("spawn core 1");
 
-    let mailboxes: Arc<[mailbox::Mailbox]> = Arc::from(mailboxes);
     let local = Rc::new(RefCell::new(Ledger::default()));
-    let ledgers = Ledgers::new(0, Rc::clone(&local), Arc::clone(&mailboxes));
-    drop(mailboxes);
+    let ledgers = Ledgers::new(0, Rc::clone(&local), mailboxes);
     let mut rt = runtime();
+    // Core 0's inbox task lives in its runtime across the block_on calls below.
+    rt.block_on(async {
+        monoio::spawn(inbox0.serve(ledgers.clone()));
+    });
 
     let mut g = c.benchmark_group("ledger/via_ledgers");
     for (name, owner_hash) in [("owning_core", 0u64), ("cross_core", 1u64)] {
@@ -104,10 +109,10 @@ fn through_ledgers(c: &mut Criterion) {
     }
     g.finish();
 
-    // Core 1 ran the cross-core reserves: nothing was counted on core 0.
+    // Core 1 ran the cross-core reserves: nothing was counted on core 0,
+    // and every answer was taken.
     assert_eq!(local.borrow().spent(&key, DAY), 0);
-    drop(ledgers);
-    drop(inbox0);
+    assert_eq!(ledgers.waiting().open_slots(), 0);
     let _ = stop.send(());
     core1.join().expect("core 1 stops");
 }

@@ -1,23 +1,36 @@
 //! Cross-core ledger messages: a crossbeam channel per core plus an atomic
 //! waker, so a core's drain task sleeps until another core (or the admin
-//! thread) sends it work. Replies travel on oneshot channels.
+//! thread) sends it work.
+//!
+//! A reservation's answer comes back the same way: the owner sends it to
+//! the asking core's inbox, whose drain task hands it to the waiting request
+//! through [`Waiting`], a core-local table of open requests. A batch of
+//! answers thus costs the asking core one cross-thread wake-up (of its drain
+//! task), not one per request, and no per-request channel is allocated.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_channel::oneshot;
 
-use super::{Adjust, Denied, Ledger, Reserve, Reserved};
+use super::{Adjust, Denied, Ledgers, Reserve, Reserved};
 
-/// Work for a key's owning core.
+/// Work for a core: ledger operations for the keys it owns, and answers
+/// to the reservations it asked of other cores.
 pub enum LedgerMsg {
-    /// Reserve; the answer goes back on the oneshot.
-    Reserve(Reserve, oneshot::Sender<Result<Reserved, Denied>>),
+    /// Reserve; the answer goes to `reply`.
+    Reserve(Reserve, ReplyTo),
+    /// The answer to a reservation this core asked for.
+    Answer {
+        /// The asking request's slot in this core's [`Waiting`].
+        slot: u32,
+        /// The owner's verdict.
+        result: Result<Reserved, Denied>,
+    },
     /// Settle, release or un-count.
     Adjust(Adjust),
     /// Read today's spend.
@@ -29,6 +42,13 @@ pub enum LedgerMsg {
         /// Answer.
         reply: oneshot::Sender<u64>,
     },
+}
+
+/// Where a reservation's answer goes: a core and its request's slot.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    core: usize,
+    slot: u32,
 }
 
 /// The sending side of a core's inbox. Cheap to clone, `Send + Sync`.
@@ -56,25 +76,28 @@ pub fn pairs(cores: usize) -> (Vec<Mailbox>, Vec<Inbox>) {
 }
 
 impl Mailbox {
-    /// Sends a message and wakes the owner.
-    pub fn send(&self, msg: LedgerMsg) {
-        if self.tx.send(msg).is_ok() {
+    /// Sends a message and wakes the owner. `false` when the owner is gone.
+    pub fn send(&self, msg: LedgerMsg) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        if sent {
             self.waker.wake();
         }
+        sent
     }
 }
 
 const BUDGET: usize = 256;
 
 impl Inbox {
-    /// Serves messages against `ledger` for as long as the core runs (a
-    /// core's mailboxes live as long as the process, so this never ends).
-    pub async fn serve(self, ledger: Rc<RefCell<Ledger>>) {
+    /// Serves messages for the core `ledgers` belongs to, for as long as
+    /// the core runs (`ledgers` holds this core's own mailbox, so the
+    /// channel never closes under it).
+    pub async fn serve(self, ledgers: Ledgers) {
         poll_fn(|cx| {
             self.waker.register(cx.waker());
             for _ in 0..BUDGET {
                 match self.rx.try_recv() {
-                    Ok(msg) => handle(&mut ledger.borrow_mut(), msg),
+                    Ok(msg) => handle(&ledgers, msg),
                     Err(TryRecvError::Empty) => return Poll::Pending,
                     Err(TryRecvError::Disconnected) => return Poll::Ready(()),
                 }
@@ -86,14 +109,261 @@ impl Inbox {
     }
 }
 
-fn handle(ledger: &mut Ledger, msg: LedgerMsg) {
+fn handle(ledgers: &Ledgers, msg: LedgerMsg) {
     match msg {
         LedgerMsg::Reserve(r, reply) => {
-            let _ = reply.send(ledger.reserve(&r));
+            let result = ledgers.local.borrow_mut().reserve(&r);
+            // An asking core that is gone has no request left to answer;
+            // the reservation stays counted (never less than was spent).
+            if let Some(mailbox) = ledgers.mailboxes.get(reply.core) {
+                mailbox.send(LedgerMsg::Answer { slot: reply.slot, result });
+            }
         }
-        LedgerMsg::Adjust(a) => ledger.adjust(&a),
+        LedgerMsg::Answer { slot, result } => ledgers.waiting.answer(slot, result),
+        LedgerMsg::Adjust(a) => ledgers.local.borrow_mut().adjust(&a),
         LedgerMsg::Query { key, day, reply } => {
-            let _ = reply.send(ledger.spent(&key, day));
+            let _ = reply.send(ledgers.local.borrow().spent(&key, day));
         }
+    }
+}
+
+/// The reservations one core's requests are waiting on, by slot. Core-local
+/// (`!Send`): only that core's requests and drain task touch it.
+#[derive(Default)]
+pub struct Waiting {
+    slots: RefCell<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Free,
+    /// Asked; the waker of the request once it has been polled.
+    Asked(Option<Waker>),
+    /// Answered, not yet taken.
+    Answered(Result<Reserved, Denied>),
+    /// The request went away before its answer came.
+    Abandoned,
+}
+
+impl Slots {
+    fn release(&mut self, slot: u32) {
+        self.slots[slot as usize] = Slot::Free;
+        self.free.push(slot);
+    }
+}
+
+impl Waiting {
+    /// Opens a slot for a reservation about to be sent; [`Answer`] waits on it.
+    pub(super) fn open(&self) -> Answer<'_> {
+        let mut s = self.slots.borrow_mut();
+        let slot = match s.free.pop() {
+            Some(i) => i,
+            None => {
+                s.slots.push(Slot::Free);
+                u32::try_from(s.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        s.slots[slot as usize] = Slot::Asked(None);
+        Answer { waiting: self, slot, done: false }
+    }
+
+    /// Records the owner's answer and wakes the request waiting on it.
+    fn answer(&self, slot: u32, result: Result<Reserved, Denied>) {
+        let waker = {
+            let mut s = self.slots.borrow_mut();
+            let Some(entry) = s.slots.get_mut(slot as usize) else { return };
+            match std::mem::take(entry) {
+                Slot::Asked(waker) => {
+                    *entry = Slot::Answered(result);
+                    waker
+                }
+                // Nobody will take it (the reservation stays counted).
+                Slot::Abandoned => {
+                    s.release(slot);
+                    None
+                }
+                // Not asked: no such request (cannot happen), leave it be.
+                other => {
+                    *entry = other;
+                    None
+                }
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// How many slots are open (asked and not yet taken or released).
+    pub fn open_slots(&self) -> usize {
+        let s = self.slots.borrow();
+        s.slots.len() - s.free.len()
+    }
+}
+
+/// A request's wait for its reservation's answer.
+pub(super) struct Answer<'a> {
+    waiting: &'a Waiting,
+    slot: u32,
+    done: bool,
+}
+
+impl Answer<'_> {
+    /// The slot to name in the request.
+    pub(super) fn reply_to(&self, core: usize) -> ReplyTo {
+        ReplyTo { core, slot: self.slot }
+    }
+
+    /// Gives up (the message could not be sent): the slot is free again.
+    pub(super) fn cancel(mut self) {
+        self.done = true;
+        self.waiting.slots.borrow_mut().release(self.slot);
+    }
+
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Result<Reserved, Denied>> {
+        let mut s = self.waiting.slots.borrow_mut();
+        let entry = &mut s.slots[self.slot as usize];
+        match std::mem::take(entry) {
+            Slot::Answered(result) => {
+                s.release(self.slot);
+                self.done = true;
+                Poll::Ready(result)
+            }
+            Slot::Asked(_) => {
+                *entry = Slot::Asked(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            other => {
+                *entry = other;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the answer.
+    pub(super) async fn wait(mut self) -> Result<Reserved, Denied> {
+        poll_fn(|cx| self.poll_answer(cx)).await
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut s = self.waiting.slots.borrow_mut();
+        match std::mem::take(&mut s.slots[self.slot as usize]) {
+            // Answered but never taken: the reservation stays counted.
+            Slot::Answered(_) => s.release(self.slot),
+            // The answer is still on its way: free the slot when it comes.
+            _ => s.slots[self.slot as usize] = Slot::Abandoned,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ledger::Ledger;
+
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("monoio runtime")
+    }
+
+    fn reserve(key: &Arc<str>, cost: u64, cap: u64) -> Reserve {
+        Reserve { key: Arc::clone(key), day: 20_000, cost, cap, max_calls: None, dedupe: None }
+    }
+
+    #[test]
+    fn a_dropped_request_frees_its_slot_once_the_answer_comes() {
+        let w = Waiting::default();
+        let asked = w.open();
+        let slot = asked.slot;
+        drop(asked);
+        assert_eq!(w.open_slots(), 1, "held until the answer comes, so the slot is not reused under it");
+        let other = w.open();
+        assert_ne!(other.slot, slot);
+        w.answer(slot, Ok(Reserved::Fresh { first_ms: 0 }));
+        assert_eq!(w.open_slots(), 1, "only the live request's slot is left");
+        // Answered but never taken: freed when the request goes.
+        w.answer(other.slot, Err(Denied::OverCap { spent: 1 }));
+        drop(other);
+        assert_eq!(w.open_slots(), 0);
+        // Answers for slots nobody asked for change nothing.
+        w.answer(7, Ok(Reserved::Fresh { first_ms: 0 }));
+        w.answer(slot, Ok(Reserved::Fresh { first_ms: 0 }));
+        assert_eq!(w.open_slots(), 0);
+        let reused = w.open();
+        assert!(reused.slot < 2, "freed slots are reused");
+    }
+
+    #[test]
+    fn a_reservation_fails_closed_when_the_owner_is_gone() {
+        let (mailboxes, mut inboxes) = pairs(2);
+        drop(inboxes.pop()); // core 1's inbox
+        let ledgers = Ledgers::new(0, Rc::new(RefCell::new(Ledger::default())), Arc::from(mailboxes));
+        let key: Arc<str> = Arc::from("k");
+        let got = runtime().block_on(ledgers.reserve(1, reserve(&key, 1, 100)));
+        assert_eq!(got, Err(Denied::OverCap { spent: 0 }));
+        assert_eq!(ledgers.waiting().open_slots(), 0);
+    }
+
+    #[test]
+    fn cross_core_answers_come_back_through_the_asking_cores_inbox() {
+        let (mailboxes, mut inboxes) = pairs(2);
+        let inbox1 = inboxes.pop().expect("two");
+        let inbox0 = inboxes.pop().expect("two");
+        let mailboxes: Arc<[Mailbox]> = Arc::from(mailboxes);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let m1 = Arc::clone(&mailboxes);
+        let core1 = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                monoio::spawn(inbox1.serve(Ledgers::new(1, Rc::new(RefCell::new(Ledger::default())), m1)));
+                let _ = stopped.await;
+            });
+        });
+        let local = Rc::new(RefCell::new(Ledger::default()));
+        let ledgers = Ledgers::new(0, Rc::clone(&local), Arc::clone(&mailboxes));
+        let key: Arc<str> = Arc::from("key_on_core_1");
+        let (granted, denied, spent) = runtime().block_on(async {
+            monoio::spawn(inbox0.serve(ledgers.clone()));
+            // 40 requests at once, each $1 against a $25 cap: 25 fit.
+            let tasks: Vec<_> = (0..40)
+                .map(|_| {
+                    let (l, k) = (ledgers.clone(), Arc::clone(&key));
+                    monoio::spawn(async move { l.reserve(1, reserve(&k, 1_000_000, 25_000_000)).await })
+                })
+                .collect();
+            let (mut granted, mut denied) = (0, 0);
+            for t in tasks {
+                match t.await {
+                    Ok(Reserved::Fresh { .. }) => granted += 1,
+                    Err(Denied::OverCap { spent }) => {
+                        assert_eq!(spent, 25_000_000);
+                        denied += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let spent = crate::ledger::query_spent(&mailboxes, &key, 1, 20_000).await;
+            (granted, denied, spent)
+        });
+        assert_eq!((granted, denied), (25, 15));
+        assert_eq!(spent, Some(25_000_000), "counted on the owner");
+        assert_eq!(local.borrow().spent(&key, 20_000), 0, "nothing counted on the asking core");
+        assert_eq!(ledgers.waiting().open_slots(), 0, "every slot given back");
+        let _ = stop.send(());
+        core1.join().expect("core 1 stops");
     }
 }

@@ -3,7 +3,8 @@
 //! exactly one core, chosen by a hash of its id; nothing else holds them, so
 //! reserving is a plain map update with no lock or shared atomic. A request
 //! handled on another core sends its reserve/adjust to the owner's
-//! [`mailbox`] and awaits the answer.
+//! [`mailbox`] and awaits the answer, which comes back to its own core's
+//! inbox.
 
 pub mod mailbox;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use futures_channel::oneshot;
 
-pub use mailbox::{Inbox, LedgerMsg, Mailbox};
+pub use mailbox::{Inbox, LedgerMsg, Mailbox, Waiting};
 
 /// Most fingerprints remembered per key (oldest dropped first).
 const MAX_RECENT: usize = 256;
@@ -28,8 +29,10 @@ struct Entry {
     spent: u64,
     calls: u32,
     /// (fingerprint, first seen ms) of recent requests, in the order they
-    /// came (oldest first, give or take clock skew between cores).
-    recent: VecDeque<([u8; 16], u64)>,
+    /// came (oldest first, give or take clock skew between cores). The
+    /// fingerprint is kept as two words: a full window (256 entries) is
+    /// scanned on every guarded reserve, and word compares beat `memcmp`.
+    recent: VecDeque<(Packed, u64)>,
 }
 
 /// The state of the keys one core owns.
@@ -67,10 +70,25 @@ pub struct Dedupe {
 }
 
 impl Dedupe {
-    /// Whether a fingerprint first seen at `seen_ms` is still in the window.
+    /// Whether a fingerprint first seen at `seen_ms` is still in the
+    /// window (`seen_ms + window_ms > now_ms`).
     fn in_window(&self, seen_ms: u64) -> bool {
-        seen_ms.saturating_add(self.window_ms) > self.now_ms
+        self.expired_up_to().is_none_or(|c| seen_ms > c)
     }
+
+    /// The latest first-seen time that is out of the window, if any time
+    /// can be: `seen` is in the window exactly when it is above this.
+    fn expired_up_to(&self) -> Option<u64> {
+        self.now_ms.checked_sub(self.window_ms)
+    }
+}
+
+/// A fingerprint as two words.
+type Packed = [u64; 2];
+
+fn pack(f: &[u8; 16]) -> Packed {
+    let x = u128::from_ne_bytes(*f);
+    [x as u64, (x >> 64) as u64]
 }
 
 /// A granted reservation.
@@ -154,9 +172,11 @@ impl Ledger {
             }
             // Entries behind a newer one can be out of the window too. One
             // pass both looks for the fingerprint and notes them.
+            let fp = pack(&d.fingerprint);
+            let cutoff = d.expired_up_to();
             for &(f, seen) in &e.recent {
-                let live = d.in_window(seen);
-                if live && f == d.fingerprint {
+                let live = cutoff.is_none_or(|c| seen > c); // in_window, hoisted
+                if live && f == fp {
                     return Ok(Reserved::Replay { first_ms: seen });
                 }
                 expired_behind |= !live;
@@ -187,7 +207,7 @@ impl Ledger {
                         e.recent.pop_front();
                     }
                 }
-                e.recent.push_back((d.fingerprint, d.now_ms));
+                e.recent.push_back((pack(&d.fingerprint), d.now_ms));
                 d.now_ms
             }
             None => 0,
@@ -200,6 +220,7 @@ impl Ledger {
     pub fn adjust(&mut self, a: &Adjust) {
         let e = self.entry(&a.key, a.day);
         if let Some(f) = a.forget {
+            let f = pack(&f);
             e.recent.retain(|(g, _)| *g != f);
         }
         if e.day == a.day {
@@ -219,18 +240,26 @@ pub fn owner_of(owner_hash: u64, cores: usize) -> usize {
     (owner_hash % cores.max(1) as u64) as usize
 }
 
-/// A core's view of all ledgers: its own, and every core's mailbox.
+/// A core's view of all ledgers: its own, every core's mailbox, and the
+/// reservations its requests wait on from other cores. The core must serve
+/// its inbox ([`Inbox::serve`]) with a clone of it: answers arrive there.
 #[derive(Clone)]
 pub struct Ledgers {
     core: usize,
     local: Rc<RefCell<Ledger>>,
     mailboxes: Arc<[Mailbox]>,
+    waiting: Rc<Waiting>,
 }
 
 impl Ledgers {
     /// The handle for `core`.
     pub fn new(core: usize, local: Rc<RefCell<Ledger>>, mailboxes: Arc<[Mailbox]>) -> Ledgers {
-        Ledgers { core, local, mailboxes }
+        Ledgers { core, local, mailboxes, waiting: Rc::default() }
+    }
+
+    /// The reservations this core's requests wait on.
+    pub fn waiting(&self) -> &Waiting {
+        &self.waiting
     }
 
     /// Reserves on the owning core.
@@ -242,9 +271,12 @@ impl Ledgers {
         if owner == self.core {
             return self.local.borrow_mut().reserve(&r);
         }
-        let (tx, rx) = oneshot::channel();
-        self.mailboxes[owner].send(LedgerMsg::Reserve(r, tx));
-        rx.await.unwrap_or(Err(Denied::OverCap { spent: 0 }))
+        let answer = self.waiting.open();
+        if !self.mailboxes[owner].send(LedgerMsg::Reserve(r, answer.reply_to(self.core))) {
+            answer.cancel();
+            return Err(Denied::OverCap { spent: 0 }); // fail closed
+        }
+        answer.wait().await
     }
 
     /// Adjusts on the owning core (fire and forget).
@@ -279,6 +311,27 @@ mod tests {
 
     fn adj(key: &Arc<str>, day: u32, spend_delta: i64) -> Adjust {
         Adjust { key: Arc::clone(key), day, spend_delta, calls_delta: 0, forget: None }
+    }
+
+    #[test]
+    fn the_window_holds_exactly_and_packed_fingerprints_differ() {
+        let edges = [0, 1, 2, 999, 1_000, 1_001, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        for now_ms in edges {
+            for window_ms in edges {
+                let d = Dedupe { fingerprint: [0; 16], now_ms, window_ms };
+                for seen in edges.iter().copied().chain([now_ms.wrapping_sub(window_ms), now_ms.wrapping_sub(window_ms).wrapping_add(1)]) {
+                    let exact = u128::from(seen) + u128::from(window_ms) > u128::from(now_ms);
+                    assert_eq!(d.in_window(seen), exact, "now {now_ms} window {window_ms} seen {seen}");
+                }
+            }
+        }
+        let f: [u8; 16] = std::array::from_fn(|i| i as u8);
+        let mut g = f;
+        g[15] ^= 1;
+        assert_ne!(pack(&f), pack(&g));
+        g = f;
+        g[0] ^= 1;
+        assert_ne!(pack(&f), pack(&g));
     }
 
     #[test]

@@ -166,8 +166,9 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         let driver = cfg.driver;
         handles.push(crate::runtime::spawn_runtime_thread(format!("capgate-core-{core}"), driver, move || async move {
             let local = Rc::new(RefCell::new(Ledger::with_spend(today, spend)));
-            monoio::spawn(inbox.serve(Rc::clone(&local)));
-            let ctx = Rc::new(CoreCtx::new(core, shared, Ledgers::new(core, local, mailboxes)));
+            let ledgers = Ledgers::new(core, local, mailboxes);
+            monoio::spawn(inbox.serve(ledgers.clone()));
+            let ctx = Rc::new(CoreCtx::new(core, shared, ledgers));
             let acks = Rc::clone(&ctx.acks);
             monoio::spawn(async move { acks.dispatch().await });
             match monoio::net::TcpListener::from_std(listener) {
