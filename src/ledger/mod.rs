@@ -7,10 +7,9 @@
 //! inbox.
 
 pub mod mailbox;
+mod recent;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-
 use foldhash::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -28,11 +27,8 @@ struct Entry {
     day: u32,
     spent: u64,
     calls: u32,
-    /// (fingerprint, first seen ms) of recent requests, in the order they
-    /// came (oldest first, give or take clock skew between cores). The
-    /// fingerprint is kept as two words: a full window (256 entries) is
-    /// scanned on every guarded reserve, and word compares beat `memcmp`.
-    recent: VecDeque<(Packed, u64)>,
+    /// Fingerprints of recent requests (the duplicate-charge guard).
+    recent: recent::Recent,
 }
 
 /// The state of the keys one core owns.
@@ -71,25 +67,12 @@ pub struct Dedupe {
 
 impl Dedupe {
     /// Whether a fingerprint first seen at `seen_ms` is still in the
-    /// window (`seen_ms + window_ms > now_ms`).
+    /// window (`seen_ms + window_ms > now_ms`, without overflow).
     fn in_window(&self, seen_ms: u64) -> bool {
-        self.expired_up_to().is_none_or(|c| seen_ms > c)
-    }
-
-    /// The latest first-seen time that is out of the window, if any time
-    /// can be: `seen` is in the window exactly when it is above this.
-    fn expired_up_to(&self) -> Option<u64> {
-        self.now_ms.checked_sub(self.window_ms)
+        self.now_ms.checked_sub(self.window_ms).is_none_or(|expired_up_to| seen_ms > expired_up_to)
     }
 }
 
-/// A fingerprint as two words.
-type Packed = [u64; 2];
-
-fn pack(f: &[u8; 16]) -> Packed {
-    let x = u128::from_ne_bytes(*f);
-    [x as u64, (x >> 64) as u64]
-}
 
 /// A granted reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +125,7 @@ impl Ledger {
     pub fn with_spend(day: u32, spend: impl IntoIterator<Item = (String, u64, u32)>) -> Ledger {
         let entries = spend
             .into_iter()
-            .map(|(k, spent, calls)| (Arc::from(k.as_str()), Entry { day, spent, calls, recent: VecDeque::new() }))
+            .map(|(k, spent, calls)| (Arc::from(k.as_str()), Entry { day, spent, calls, recent: recent::Recent::default() }))
             .collect();
         Ledger { entries }
     }
@@ -164,22 +147,9 @@ impl Ledger {
     /// [`Denied`] when it does not fit.
     pub fn reserve(&mut self, r: &Reserve) -> Result<Reserved, Denied> {
         let e = self.entry(&r.key, r.day);
-        // Whether an expired entry sits behind a live one.
-        let mut expired_behind = false;
-        if let Some(d) = r.dedupe {
-            while e.recent.front().is_some_and(|&(_, seen)| !d.in_window(seen)) {
-                e.recent.pop_front();
-            }
-            // Entries behind a newer one can be out of the window too. One
-            // pass both looks for the fingerprint and notes them.
-            let fp = pack(&d.fingerprint);
-            let cutoff = d.expired_up_to();
-            for &(f, seen) in &e.recent {
-                let live = cutoff.is_none_or(|c| seen > c); // in_window, hoisted
-                if live && f == fp {
-                    return Ok(Reserved::Replay { first_ms: seen });
-                }
-                expired_behind |= !live;
+        if let Some(d) = &r.dedupe {
+            if let Some(first_ms) = e.recent.find(&d.fingerprint, d) {
+                return Ok(Reserved::Replay { first_ms });
             }
         }
         if e.day > r.day {
@@ -194,20 +164,9 @@ impl Ledger {
         };
         e.spent = total;
         e.calls = e.calls.saturating_add(1);
-        let first_ms = match r.dedupe {
+        let first_ms = match &r.dedupe {
             Some(d) => {
-                if e.recent.len() >= MAX_RECENT {
-                    // Expired entries can sit behind live ones (times come
-                    // from when each request started): drop them before a
-                    // live one.
-                    if expired_behind {
-                        e.recent.retain(|&(_, seen)| d.in_window(seen));
-                    }
-                    if e.recent.len() >= MAX_RECENT {
-                        e.recent.pop_front();
-                    }
-                }
-                e.recent.push_back((pack(&d.fingerprint), d.now_ms));
+                e.recent.remember(&d.fingerprint, d, MAX_RECENT);
                 d.now_ms
             }
             None => 0,
@@ -219,9 +178,8 @@ impl Ledger {
     /// already rolled over are dropped.
     pub fn adjust(&mut self, a: &Adjust) {
         let e = self.entry(&a.key, a.day);
-        if let Some(f) = a.forget {
-            let f = pack(&f);
-            e.recent.retain(|(g, _)| *g != f);
+        if let Some(f) = &a.forget {
+            e.recent.forget(f);
         }
         if e.day == a.day {
             e.spent = e.spent.saturating_add_signed(a.spend_delta);
@@ -314,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn the_window_holds_exactly_and_packed_fingerprints_differ() {
+    fn the_window_holds_exactly_at_every_edge() {
         let edges = [0, 1, 2, 999, 1_000, 1_001, u64::MAX / 2, u64::MAX - 1, u64::MAX];
         for now_ms in edges {
             for window_ms in edges {
@@ -325,13 +283,6 @@ mod tests {
                 }
             }
         }
-        let f: [u8; 16] = std::array::from_fn(|i| i as u8);
-        let mut g = f;
-        g[15] ^= 1;
-        assert_ne!(pack(&f), pack(&g));
-        g = f;
-        g[0] ^= 1;
-        assert_ne!(pack(&f), pack(&g));
     }
 
     #[test]
