@@ -175,6 +175,8 @@ pub fn catch_up(store: &Store, max_events: usize) -> Result<usize, String> {
 pub struct Compactor {
     known: HashMap<Vec<u8>, Totals>,
     max_rows: usize,
+    /// Test fault: the next pass fails where its commit would.
+    fail_next_commit: bool,
 }
 
 /// Rows the compaction thread remembers: about 5 MB with typical labels (a
@@ -185,7 +187,7 @@ const REMEMBERED_ROWS: usize = 32_768;
 impl Compactor {
     /// A compactor remembering at most `max_rows` rows (0: none).
     pub fn new(max_rows: usize) -> Compactor {
-        Compactor { known: HashMap::default(), max_rows }
+        Compactor { known: HashMap::default(), max_rows, fail_next_commit: false }
     }
 
     /// Folds up to `max_events` new log events into the views. Returns how many.
@@ -224,7 +226,8 @@ impl Compactor {
             written.push((row, total));
         }
         batch.insert(&store.meta, CURSOR, last.to_vec());
-        if let Err(e) = batch.commit() {
+        let committed = if std::mem::take(&mut self.fail_next_commit) { Err("injected fault".to_string()) } else { batch.commit().map_err(|e| e.to_string()) };
+        if let Err(e) = committed {
             self.known.clear();
             return Err(format!("store: {e}"));
         }
@@ -413,6 +416,37 @@ mod tests {
         let by_day = query(&store, "flowise/", d, d + 1, GroupBy::Day).unwrap();
         let total = by_day.values().next().unwrap();
         assert_eq!((total.spend_micros, total.events, total.refused), (500, 2, 1));
+    }
+
+    #[test]
+    fn a_pass_that_fails_to_commit_forgets_its_rows_and_the_next_folds_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = 20_000 * clock::DAY_MS;
+        let d = clock::day_of(t);
+        let mut c = Compactor::new(100);
+        put(&store, 0, &ev(t, "a/1", "k1", 100, EventKind::Reserve, false));
+        assert_eq!(c.catch_up(&store, 100).unwrap(), 1);
+        assert_eq!(c.known.len(), 3);
+        let before = query(&store, "", d, d, GroupBy::Label).unwrap();
+        let cursor_before = cursor(&store).unwrap();
+
+        put(&store, 1, &ev(t + 1, "a/1", "k1", 50, EventKind::Reserve, false));
+        put(&store, 2, &ev(t + 2, "b/1", "k2", 7, EventKind::Call, true));
+        c.fail_next_commit = true;
+        assert!(c.catch_up(&store, 100).is_err());
+        assert!(c.known.is_empty(), "a failed pass forgets every remembered row");
+        assert_eq!(query(&store, "", d, d, GroupBy::Label).unwrap(), before, "nothing of the failed pass is in the views");
+        assert_eq!(cursor(&store).unwrap(), cursor_before, "the cursor stays where the last good pass left it");
+
+        assert_eq!(c.catch_up(&store, 100).unwrap(), 2, "the failed events are folded on the next pass");
+        assert_eq!(c.catch_up(&store, 100).unwrap(), 0);
+        for g in [GroupBy::Label, GroupBy::Key, GroupBy::Vendor, GroupBy::Day] {
+            assert_eq!(query(&store, "", d, d, g).unwrap(), scan(&store, "", d, d, g).unwrap(), "{g:?}");
+        }
+        let rows = query(&store, "", d, d, GroupBy::Label).unwrap();
+        assert_eq!(rows["a/1"].spend_micros, 150, "counted once (a pass folded twice would give 200)");
+        assert_eq!((rows["b/1"].events, rows["b/1"].refused), (1, 1));
     }
 
     #[test]
