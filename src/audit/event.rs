@@ -78,19 +78,6 @@ impl<D: Fallible + ?Sized> DeserializeWith<ArchivedString, Arc<str>, D> for Shar
     }
 }
 
-/// `method` shared: the common methods are one string per thread, so an
-/// event's method costs a reference count, not an allocation.
-pub fn shared_method(method: &str) -> Arc<str> {
-    const COMMON: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"];
-    thread_local! {
-        static SHARED: [Arc<str>; 7] = COMMON.map(Arc::from);
-    }
-    match COMMON.iter().position(|m| *m == method) {
-        Some(i) => SHARED.with(|s| Arc::clone(&s[i])),
-        None => Arc::from(method),
-    }
-}
-
 /// One audit record.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct AuditEvent {
@@ -99,8 +86,7 @@ pub struct AuditEvent {
     /// Tie-breaking sequence, assigned by the writer.
     pub seq: u64,
     /// Request id (also sent as `x-capgate-request-id`).
-    #[rkyv(with = SharedStr)]
-    pub request_id: Arc<str>,
+    pub request_id: String,
     /// [`EventKind`] as u8.
     pub kind: u8,
     /// Vault key id, empty if the caller was not authenticated.
@@ -113,11 +99,9 @@ pub struct AuditEvent {
     #[rkyv(with = SharedStr)]
     pub vendor: Arc<str>,
     /// Request method.
-    #[rkyv(with = SharedStr)]
-    pub method: Arc<str>,
+    pub method: String,
     /// Canonical vendor path (or the raw target when it could not be canonicalised, truncated).
-    #[rkyv(with = SharedStr)]
-    pub path: Arc<str>,
+    pub path: String,
     /// Status sent to the client.
     pub status: u16,
     /// [`Decision`] as u8.
@@ -308,17 +292,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn common_methods_are_shared_and_others_kept_as_sent() {
-        for m in ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"] {
-            let (a, b) = (shared_method(m), shared_method(m));
-            assert_eq!(&*a, m);
-            assert!(Arc::ptr_eq(&a, &b), "{m} is one string per thread");
-        }
-        assert_eq!(&*shared_method("PROPFIND"), "PROPFIND");
-        assert_eq!(&*shared_method("post"), "post", "no case folding: the event says what was sent");
-    }
-
-    #[test]
     fn round_trip_and_version_guard() {
         let ev = AuditEvent { ts_ms: 5, seq: 7, key_id: "key_1".into(), label: "flowise/a".into(), spend_delta: -3, ..Default::default() };
         let bytes = encode(&ev);
@@ -332,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_reused_encoder_writes_what_a_fresh_one_does() {
-        let long = AuditEvent { label: "flowise/".repeat(40).into(), path: "/v1/x".repeat(30).into(), object_id: "pi_1".into(), ..Default::default() };
+        let long = AuditEvent { label: "flowise/".repeat(40).into(), path: "/v1/x".repeat(30), object_id: "pi_1".into(), ..Default::default() };
         let short = AuditEvent { key_id: "k".into(), seq: 3, ..Default::default() };
         let mut enc = Encoder::default();
         for ev in [&long, &short, &long, &AuditEvent::default(), &short] {

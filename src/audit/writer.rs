@@ -438,7 +438,7 @@ fn acknowledge(batch: &mut Vec<Msg>, ok: bool) {
 struct Pending {
     slots: Vec<Option<Msg>>,
     /// Held reserve events, by request id.
-    reserves: HashMap<Arc<str>, usize>,
+    reserves: HashMap<String, usize>,
 }
 
 impl Pending {
@@ -469,7 +469,7 @@ impl Pending {
                 continue;
             }
             if m.event.kind == reserve && !m.event.request_id.is_empty() && !self.reserves.contains_key(&m.event.request_id) {
-                self.reserves.insert(Arc::clone(&m.event.request_id), self.slots.len());
+                self.reserves.insert(m.event.request_id.clone(), self.slots.len());
             }
             self.slots.push(Some(m));
         }
@@ -534,7 +534,7 @@ mod tests {
         let mut batch = out;
         assert!(w.write_batch(&mut batch));
         let events = stored(&store);
-        let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (&*e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
+        let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (e.request_id.as_str(), e.kind, e.spend_delta, e.calls_delta)).collect();
         let call = EventKind::Call as u8;
         assert_eq!(ids, vec![("req_a", call, 500, 1), ("req_b", call, 0, 1), ("req_c", call, 0, 0)]);
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
@@ -628,7 +628,7 @@ mod tests {
         assert!(stored(&store).is_empty(), "everything is held until the interval's fsync");
         drop(sink);
         handle.join().unwrap();
-        let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id.to_string(), e.kind, e.spend_delta, e.calls_delta)).collect();
+        let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
         // In the order they came; req_a's reserve rides in its call event.
         assert_eq!(events, vec![("req_b".into(), EventKind::Reserve as u8, 700, 1), ("req_a".into(), EventKind::Call as u8, 500, 1)]);
         let day = clock::day_of(clock::now_ms());
@@ -658,7 +658,7 @@ mod tests {
         std::thread::spawn(move || tx.send(futures_executor_block_on(rx)));
         let acked = done.recv_timeout(Duration::from_secs(5)).expect("acknowledged long before the 30 s interval");
         assert_eq!(acked, Ok(true));
-        let ids: Vec<String> = stored(&store).into_iter().map(|e| e.request_id.to_string()).collect();
+        let ids: Vec<String> = stored(&store).into_iter().map(|e| e.request_id).collect();
         assert_eq!(ids, vec!["req_a", "req_b"], "the waited-on event is written at once, after what was held before it");
         drop(sink);
         handle.join().unwrap();

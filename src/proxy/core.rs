@@ -67,77 +67,40 @@ impl CoreCtx {
         CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), acks: Rc::new(CoreAcks::new()), core, counter: Cell::new(0) }
     }
 
-    /// A request id unique within this process run (and very likely across
-    /// runs), shared by every audit event of the request.
-    pub fn next_request_id(&self) -> Arc<str> {
+    /// A request id unique within this process run (and very likely across runs).
+    pub fn next_request_id(&self) -> String {
         let n = self.counter.get();
         self.counter.set(n + 1);
-        let mut id = Hex::default();
+        let mut id = String::with_capacity(24);
         id.push_str("req_");
-        id.push_hex(u64::from(self.shared.boot_id), 8);
-        id.push_hex((self.core & 0xff) as u64, 2);
-        id.push_hex(n, 10);
-        Arc::from(id.as_str())
+        push_hex(&mut id, u64::from(self.shared.boot_id), 8);
+        push_hex(&mut id, (self.core & 0xff) as u64, 2);
+        push_hex(&mut id, n, 10);
+        id
     }
 }
 
-/// A short ASCII string built on the stack (a request id is at most 4 +
-/// 8 + 2 + 16 bytes), so the id costs one allocation: its shared copy.
-#[derive(Default)]
-struct Hex {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl Hex {
-    fn push_str(&mut self, s: &str) {
-        for &b in s.as_bytes() {
-            self.push(b);
-        }
-    }
-
-    fn push(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
-        }
-    }
-
-    /// Appends `v` in lowercase hex, zero-padded to at least `width` digits
-    /// (like `{:0width$x}`, without the formatting machinery: one per request).
-    fn push_hex(&mut self, v: u64, width: usize) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let len = ((64 - v.leading_zeros() as usize).div_ceil(4)).max(width).max(1);
-        for i in (0..len).rev() {
-            let nibble = if i < 16 { (v >> (i * 4)) & 0xf } else { 0 };
-            self.push(DIGITS[nibble as usize]);
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII is ever pushed.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+/// Appends `v` in lowercase hex, zero-padded to at least `width` digits
+/// (like `{:0width$x}`, without the formatting machinery: one per request).
+fn push_hex(out: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let len = ((64 - v.leading_zeros() as usize).div_ceil(4)).max(width).max(1);
+    for i in (0..len).rev() {
+        let nibble = if i < 16 { (v >> (i * 4)) & 0xf } else { 0 };
+        out.push(DIGITS[nibble as usize] as char);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Hex;
+    use super::push_hex;
 
     #[test]
     fn hex_matches_the_format_macro() {
         for (v, w) in [(0u64, 8), (0, 2), (0xab, 2), (0x1f, 8), (u64::from(u32::MAX), 8), (0x12_3456_7890, 10), (u64::MAX, 10), (1 << 40, 10)] {
-            let mut s = Hex::default();
-            s.push_str("req_");
-            s.push_hex(v, w);
-            assert_eq!(s.as_str(), format!("req_{v:0w$x}"));
+            let mut s = String::new();
+            push_hex(&mut s, v, w);
+            assert_eq!(s, format!("{v:0w$x}"));
         }
-        // The longest id fits.
-        let mut s = Hex::default();
-        s.push_str("req_");
-        s.push_hex(u64::from(u32::MAX), 8);
-        s.push_hex(0xff, 2);
-        s.push_hex(u64::MAX, 10);
-        assert_eq!(s.as_str(), format!("req_{:08x}{:02x}{:010x}", u32::MAX, 0xff, u64::MAX));
     }
 }

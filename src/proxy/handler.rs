@@ -75,9 +75,9 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
     let mut ev = AuditEvent {
         ts_ms: now,
         request_id: ctx.next_request_id(),
-        method: crate::audit::event::shared_method(&head.method),
+        method: head.method.clone(),
         // The canonical path once routed; the raw target if refused before.
-        path: Arc::from(""),
+        path: String::new(),
         spend_day: clock::day_of(now),
         ..AuditEvent::default()
     };
@@ -92,7 +92,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
                 BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
                 _ => return false,
             };
-            ev.path = Arc::from(truncated(&head.target, MAX_LOGGED_TARGET));
+            ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
             refuse(ctx, client, &mut ev, &refusal, shape, false).await;
             client.linger().await;
             return false;
@@ -102,7 +102,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
         Ok(p) => p,
         Err(r) => {
             if ev.path.is_empty() {
-                ev.path = Arc::from(truncated(&head.target, MAX_LOGGED_TARGET));
+                ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
             }
             return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
         }
@@ -116,7 +116,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
     let shared = &ctx.shared;
     let route = route::route(&head.target, |v| shared.vendors.get(v).is_some())?;
     ev.vendor = route.vendor.clone().unwrap_or_default();
-    ev.path = Arc::from(route.path.as_str());
+    ev.path = route.path.clone();
     let token = route::presented_token(&head.headers).ok_or_else(Refusal::invalid_key)?;
     let key = shared.registry.find(&token).ok_or_else(Refusal::invalid_key)?;
     ev.key_id = key.id.clone();
@@ -474,7 +474,7 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
     // SDKs read these headers before their automatic retries.
     let retry: &[u8] = if r.code == "upstream_unavailable" { b"true" } else { b"false" };
     let mut headers = vec![
-        ("x-capgate-request-id".to_string(), ev.request_id.as_bytes().to_vec()),
+        ("x-capgate-request-id".to_string(), ev.request_id.clone().into_bytes()),
         ("x-should-retry".to_string(), retry.to_vec()),
         ("stripe-should-retry".to_string(), retry.to_vec()),
     ];
@@ -486,7 +486,7 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
     let resend_route = ctx.shared.vendors.get(&ev.vendor).is_some_and(|v| v.kind == VendorKind::Resend);
     let shape = if shape == BodyShape::Flat && resend_route { BodyShape::Resend } else { shape };
     if shape == BodyShape::Stripe {
-        headers.push(("request-id".to_string(), ev.request_id.as_bytes().to_vec()));
+        headers.push(("request-id".to_string(), ev.request_id.clone().into_bytes()));
     }
     let body = r.shaped_body(shape, &ev.request_id);
     client.write_all(simple_response(r.status, "application/json", &headers, &body, keep_alive)).await.is_ok() && keep_alive
