@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -56,12 +57,15 @@ pub struct ReplyTo {
 pub struct Mailbox {
     tx: Sender<LedgerMsg>,
     waker: Arc<AtomicWaker>,
+    closed: Arc<AtomicBool>,
 }
 
 /// The receiving side, owned by the core.
 pub struct Inbox {
     rx: Receiver<LedgerMsg>,
     waker: Arc<AtomicWaker>,
+    /// Set once the core stops serving (its last drain refuses what is queued).
+    closed: Arc<AtomicBool>,
 }
 
 /// One mailbox/inbox pair per core.
@@ -70,7 +74,8 @@ pub fn pairs(cores: usize) -> (Vec<Mailbox>, Vec<Inbox>) {
         .map(|_| {
             let (tx, rx) = crossbeam_channel::unbounded();
             let waker = Arc::new(AtomicWaker::new());
-            (Mailbox { tx, waker: Arc::clone(&waker) }, Inbox { rx, waker })
+            let closed = Arc::new(AtomicBool::new(false));
+            (Mailbox { tx, waker: Arc::clone(&waker), closed: Arc::clone(&closed) }, Inbox { rx, waker, closed })
         })
         .unzip()
 }
@@ -84,6 +89,14 @@ impl Mailbox {
         }
         sent
     }
+
+    /// After a successful [`send`](Self::send) of a reservation: whether
+    /// the owner has begun closing. If not, its closing drain will find the
+    /// message (the fences pair with [`Inbox::close`]'s), so an answer comes.
+    pub fn closed_after_send(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.closed.load(Ordering::Relaxed)
+    }
 }
 
 const BUDGET: usize = 256;
@@ -93,6 +106,15 @@ impl Inbox {
     /// the core runs (`ledgers` holds this core's own mailbox, so the
     /// channel never closes under it).
     pub async fn serve(self, ledgers: Ledgers) {
+        /// Closes the inbox however the serving ends (the core's runtime
+        /// dropping this task, or a panic unwinding it).
+        struct Closing<'a>(&'a Inbox, &'a Ledgers);
+        impl Drop for Closing<'_> {
+            fn drop(&mut self) {
+                self.0.close(self.1);
+            }
+        }
+        let _closing = Closing(&self, &ledgers);
         poll_fn(|cx| {
             self.waker.register(cx.waker());
             for _ in 0..BUDGET {
@@ -106,6 +128,24 @@ impl Inbox {
             Poll::Pending
         })
         .await;
+    }
+}
+
+impl Inbox {
+    /// Stops serving: marks the inbox closed, then refuses every reservation
+    /// still queued, so no request waits on an answer that will not come.
+    /// Reservations sent after this see the mark and are refused by their
+    /// sender; other queued work (settlements, queries) is dropped.
+    pub fn close(&self, ledgers: &Ledgers) {
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        while let Ok(msg) = self.rx.try_recv() {
+            if let LedgerMsg::Reserve(_, reply) = msg {
+                if let Some(mailbox) = ledgers.mailboxes.get(reply.core) {
+                    mailbox.send(LedgerMsg::Answer { slot: reply.slot, result: Err(Denied::OverCap { spent: 0 }) });
+                }
+            }
+        }
     }
 }
 
@@ -160,18 +200,20 @@ impl Slots {
 }
 
 impl Waiting {
-    /// Opens a slot for a reservation about to be sent; [`Answer`] waits on it.
-    pub(super) fn open(&self) -> Answer<'_> {
+    /// Opens a slot for a reservation about to be sent; [`Answer`] waits
+    /// on it. `None` when 2³² requests are waiting already.
+    pub(super) fn open(&self) -> Option<Answer<'_>> {
         let mut s = self.slots.borrow_mut();
         let slot = match s.free.pop() {
             Some(i) => i,
             None => {
+                let next = u32::try_from(s.slots.len()).ok()?;
                 s.slots.push(Slot::Free);
-                u32::try_from(s.slots.len() - 1).unwrap_or(u32::MAX)
+                next
             }
         };
         s.slots[slot as usize] = Slot::Asked(None);
-        Answer { waiting: self, slot, done: false }
+        Some(Answer { waiting: self, slot, done: false })
     }
 
     /// Records the owner's answer and wakes the request waiting on it.
@@ -189,8 +231,10 @@ impl Waiting {
                     s.release(slot);
                     None
                 }
-                // Not asked: no such request (cannot happen), leave it be.
+                // Not asked: no such request. Cannot happen while each core
+                // serves its inbox with the `Ledgers` its requests use.
                 other => {
+                    debug_assert!(false, "an answer for slot {slot}, which no request is waiting on");
                     *entry = other;
                     None
                 }
@@ -288,11 +332,11 @@ mod tests {
     #[test]
     fn a_dropped_request_frees_its_slot_once_the_answer_comes() {
         let w = Waiting::default();
-        let asked = w.open();
+        let asked = w.open().unwrap();
         let slot = asked.slot;
         drop(asked);
         assert_eq!(w.open_slots(), 1, "held until the answer comes, so the slot is not reused under it");
-        let other = w.open();
+        let other = w.open().unwrap();
         assert_ne!(other.slot, slot);
         w.answer(slot, Ok(Reserved::Fresh { first_ms: 0 }));
         assert_eq!(w.open_slots(), 1, "only the live request's slot is left");
@@ -300,11 +344,7 @@ mod tests {
         w.answer(other.slot, Err(Denied::OverCap { spent: 1 }));
         drop(other);
         assert_eq!(w.open_slots(), 0);
-        // Answers for slots nobody asked for change nothing.
-        w.answer(7, Ok(Reserved::Fresh { first_ms: 0 }));
-        w.answer(slot, Ok(Reserved::Fresh { first_ms: 0 }));
-        assert_eq!(w.open_slots(), 0);
-        let reused = w.open();
+        let reused = w.open().unwrap();
         assert!(reused.slot < 2, "freed slots are reused");
     }
 
@@ -317,6 +357,34 @@ mod tests {
         let got = runtime().block_on(ledgers.reserve(1, reserve(&key, 1, 100)));
         assert_eq!(got, Err(Denied::OverCap { spent: 0 }));
         assert_eq!(ledgers.waiting().open_slots(), 0);
+    }
+
+    #[test]
+    fn a_core_that_stops_refuses_what_is_queued_and_what_comes_after() {
+        // Both cores' ledgers on one thread: core 1 never serves its inbox
+        // (a core that stopped with the request queued), then closes it.
+        let (mailboxes, mut inboxes) = pairs(2);
+        let inbox1 = inboxes.pop().expect("two");
+        let inbox0 = inboxes.pop().expect("two");
+        let mailboxes: Arc<[Mailbox]> = Arc::from(mailboxes);
+        let ledgers0 = Ledgers::new(0, Rc::new(RefCell::new(Ledger::default())), Arc::clone(&mailboxes));
+        let ledgers1 = Ledgers::new(1, Rc::new(RefCell::new(Ledger::default())), mailboxes);
+        let key: Arc<str> = Arc::from("k");
+        let (queued, after) = runtime().block_on(async {
+            monoio::spawn(inbox0.serve(ledgers0.clone()));
+            let (l, k) = (ledgers0.clone(), Arc::clone(&key));
+            let waiting = monoio::spawn(async move { l.reserve(1, reserve(&k, 1, 100)).await });
+            monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert_eq!(ledgers0.waiting().open_slots(), 1, "sent and waiting");
+            inbox1.close(&ledgers1);
+            let queued = waiting.await;
+            let after = ledgers0.reserve(1, reserve(&key, 1, 100)).await;
+            (queued, after)
+        });
+        assert_eq!(queued, Err(Denied::OverCap { spent: 0 }), "the queued reservation is refused");
+        assert_eq!(after, Err(Denied::OverCap { spent: 0 }), "one sent after the close is refused by its sender");
+        assert_eq!(ledgers1.local.borrow().spent(&key, 20_000), 0, "nothing was counted");
+        assert!(ledgers0.waiting().open_slots() <= 1, "at most the late sender's slot, left to an answer that may still come");
     }
 
     #[test]

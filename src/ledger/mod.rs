@@ -229,10 +229,18 @@ impl Ledgers {
         if owner == self.core {
             return self.local.borrow_mut().reserve(&r);
         }
-        let answer = self.waiting.open();
-        if !self.mailboxes[owner].send(LedgerMsg::Reserve(r, answer.reply_to(self.core))) {
+        // Every way the answer can fail to come is refused: fail closed.
+        let refused = Err(Denied::OverCap { spent: 0 });
+        let Some(answer) = self.waiting.open() else { return refused };
+        let mailbox = &self.mailboxes[owner];
+        if !mailbox.send(LedgerMsg::Reserve(r, answer.reply_to(self.core))) {
             answer.cancel();
-            return Err(Denied::OverCap { spent: 0 }); // fail closed
+            return refused;
+        }
+        if mailbox.closed_after_send() {
+            // The owner is stopping: its closing drain refuses what it
+            // found queued, and the dropped wait leaves its slot to that.
+            return refused;
         }
         answer.wait().await
     }
