@@ -325,6 +325,14 @@ mod tests {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("monoio runtime")
     }
 
+    /// Core 0's and core 1's inboxes, and both mailboxes.
+    fn two_cores() -> (Inbox, Inbox, Arc<[Mailbox]>) {
+        let (mailboxes, mut inboxes) = pairs(2);
+        let inbox1 = inboxes.pop().expect("two");
+        let inbox0 = inboxes.pop().expect("two");
+        (inbox0, inbox1, Arc::from(mailboxes))
+    }
+
     fn reserve(key: &Arc<str>, cost: u64, cap: u64) -> Reserve {
         Reserve { key: Arc::clone(key), day: 20_000, cost, cap, max_calls: None, dedupe: None }
     }
@@ -363,10 +371,7 @@ mod tests {
     fn a_core_that_stops_refuses_what_is_queued_and_what_comes_after() {
         // Both cores' ledgers on one thread: core 1 never serves its inbox
         // (a core that stopped with the request queued), then closes it.
-        let (mailboxes, mut inboxes) = pairs(2);
-        let inbox1 = inboxes.pop().expect("two");
-        let inbox0 = inboxes.pop().expect("two");
-        let mailboxes: Arc<[Mailbox]> = Arc::from(mailboxes);
+        let (inbox0, inbox1, mailboxes) = two_cores();
         let ledgers0 = Ledgers::new(0, Rc::new(RefCell::new(Ledger::default())), Arc::clone(&mailboxes));
         let ledgers1 = Ledgers::new(1, Rc::new(RefCell::new(Ledger::default())), mailboxes);
         let key: Arc<str> = Arc::from("k");
@@ -389,10 +394,7 @@ mod tests {
 
     #[test]
     fn cross_core_answers_come_back_through_the_asking_cores_inbox() {
-        let (mailboxes, mut inboxes) = pairs(2);
-        let inbox1 = inboxes.pop().expect("two");
-        let inbox0 = inboxes.pop().expect("two");
-        let mailboxes: Arc<[Mailbox]> = Arc::from(mailboxes);
+        let (inbox0, inbox1, mailboxes) = two_cores();
         let (stop, stopped) = oneshot::channel::<()>();
         let m1 = Arc::clone(&mailboxes);
         let core1 = std::thread::spawn(move || {
