@@ -10,9 +10,10 @@ pub mod mailbox;
 mod recent;
 
 use std::cell::RefCell;
-use foldhash::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use futures_channel::oneshot;
 
@@ -72,7 +73,6 @@ impl Dedupe {
         self.now_ms.checked_sub(self.window_ms).is_none_or(|expired_up_to| seen_ms > expired_up_to)
     }
 }
-
 
 /// A granted reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
