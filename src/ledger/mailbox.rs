@@ -52,6 +52,17 @@ pub struct ReplyTo {
     slot: u32,
 }
 
+impl ReplyTo {
+    /// Sends `result` to the asking core. An asking core that is gone has
+    /// no request left to answer; a granted reservation then stays counted
+    /// (never less than was spent).
+    fn answer(self, ledgers: &Ledgers, result: Result<Reserved, Denied>) {
+        if let Some(mailbox) = ledgers.mailboxes.get(self.core) {
+            mailbox.send(LedgerMsg::Answer { slot: self.slot, result });
+        }
+    }
+}
+
 /// The sending side of a core's inbox. Cheap to clone, `Send + Sync`.
 #[derive(Clone)]
 pub struct Mailbox {
@@ -129,9 +140,7 @@ impl Inbox {
         })
         .await;
     }
-}
 
-impl Inbox {
     /// Stops serving: marks the inbox closed, then refuses every reservation
     /// still queued, so no request waits on an answer that will not come.
     /// Reservations sent after this see the mark and are refused by their
@@ -141,9 +150,7 @@ impl Inbox {
         fence(Ordering::SeqCst);
         while let Ok(msg) = self.rx.try_recv() {
             if let LedgerMsg::Reserve(_, reply) = msg {
-                if let Some(mailbox) = ledgers.mailboxes.get(reply.core) {
-                    mailbox.send(LedgerMsg::Answer { slot: reply.slot, result: Err(Denied::OverCap { spent: 0 }) });
-                }
+                reply.answer(ledgers, Err(Denied::OverCap { spent: 0 }));
             }
         }
     }
@@ -153,11 +160,7 @@ fn handle(ledgers: &Ledgers, msg: LedgerMsg) {
     match msg {
         LedgerMsg::Reserve(r, reply) => {
             let result = ledgers.local.borrow_mut().reserve(&r);
-            // An asking core that is gone has no request left to answer;
-            // the reservation stays counted (never less than was spent).
-            if let Some(mailbox) = ledgers.mailboxes.get(reply.core) {
-                mailbox.send(LedgerMsg::Answer { slot: reply.slot, result });
-            }
+            reply.answer(ledgers, result);
         }
         LedgerMsg::Answer { slot, result } => ledgers.waiting.answer(slot, result),
         LedgerMsg::Adjust(a) => ledgers.local.borrow_mut().adjust(&a),
