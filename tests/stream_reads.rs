@@ -1,0 +1,117 @@
+//! The reads the patched monoio (vendor/monoio/CAPGATE-PATCH.md) must keep
+//! right on the epoll driver, which capgate serves on by default: a short read
+//! on a stream clears its readable mark, and nothing may be lost for it.
+//! Each test runs against real loopback sockets and fails by timing out if a
+//! read waits for an edge that never comes.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener};
+use std::thread;
+use std::time::Duration;
+
+use monoio::io::AsyncReadRent;
+
+const PATIENCE: Duration = Duration::from_secs(5);
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("epoll runtime")
+        .block_on(f)
+}
+
+/// A listener whose one connection is handed to `peer` on its own thread.
+fn peer(peer: impl FnOnce(std::net::TcpStream) + Send + 'static) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        peer(stream);
+    });
+    addr
+}
+
+async fn read_some(stream: &mut monoio::net::TcpStream) -> Vec<u8> {
+    let (res, buf) = monoio::time::timeout(PATIENCE, stream.read(Vec::with_capacity(4096)))
+        .await
+        .expect("a read waited for an edge that never came");
+    res.expect("read");
+    buf
+}
+
+#[test]
+fn a_read_after_a_short_read_waits_for_the_next_bytes() {
+    let addr = peer(|mut s| {
+        s.write_all(b"hello").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        s.write_all(b"world").unwrap();
+    });
+    run(async move {
+        let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(read_some(&mut stream).await, b"hello");
+        // The socket is empty now; this read must wait for the second write.
+        assert_eq!(read_some(&mut stream).await, b"world");
+        assert_eq!(read_some(&mut stream).await, b"", "then end of stream");
+    });
+}
+
+#[test]
+fn an_end_of_stream_that_came_with_the_data_ends_the_next_read() {
+    let addr = peer(|mut s| {
+        s.write_all(b"last words").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        thread::sleep(Duration::from_secs(10));
+    });
+    run(async move {
+        let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
+        // Let the data and the FIN both arrive, and the driver see them in
+        // one epoll pass, before the first read.
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(read_some(&mut stream).await, b"last words");
+        // No new edge will come: the closed mark must still be set.
+        assert_eq!(read_some(&mut stream).await, b"");
+    });
+}
+
+#[test]
+fn a_large_body_arrives_whole_through_full_and_short_reads() {
+    let body: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let sent = body.clone();
+    let addr = peer(move |mut s| {
+        for chunk in sent.chunks(1000) {
+            s.write_all(chunk).unwrap();
+        }
+    });
+    let got = run(async move {
+        let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
+        let mut got = Vec::new();
+        loop {
+            let part = read_some(&mut stream).await;
+            if part.is_empty() {
+                break got;
+            }
+            got.extend_from_slice(&part);
+        }
+    });
+    assert!(got == body, "{} of {} bytes, or out of order", got.len(), body.len());
+}
+
+#[test]
+fn a_short_datagram_read_leaves_the_queued_datagrams_readable() {
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    run(async move {
+        let socket = monoio::net::udp::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        sender.send_to(b"a", to).unwrap();
+        sender.send_to(b"bb", to).unwrap();
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        for want in [&b"a"[..], b"bb"] {
+            let (res, buf) = monoio::time::timeout(PATIENCE, socket.recv(vec![0u8; 1024]))
+                .await
+                .expect("a queued datagram was left unread");
+            let n = res.unwrap();
+            assert_eq!(&buf[..n], want);
+        }
+    });
+}
