@@ -169,6 +169,12 @@ impl Refusal {
         Self::new(503, "audit_unavailable", Source::Audit, "The audit log cannot be written; capgate refuses calls that carry spend until it recovers.")
     }
 
+    /// 503: the core that keeps this key's spend is not answering (it is
+    /// shutting down), so the call cannot be checked against its cap.
+    pub fn ledger_unavailable() -> Self {
+        Self::new(503, "ledger_unavailable", Source::Internal, "The spend ledger for this key is not answering (capgate is shutting down); nothing was charged. Retry shortly.")
+    }
+
     /// 500 for internal faults.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", Source::Internal, message)
@@ -216,6 +222,13 @@ impl Refusal {
         serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
     }
 
+    /// Whether the call certainly never reached the vendor and nothing was
+    /// counted, so a retry is safe (SDKs read `x-should-retry` before their
+    /// automatic retries).
+    pub fn safe_to_retry(&self) -> bool {
+        matches!(self.code, "upstream_unavailable" | "ledger_unavailable")
+    }
+
     /// The flat JSON answer body.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
         self.shaped_body(BodyShape::Flat, request_id)
@@ -237,6 +250,22 @@ mod tests {
         assert_eq!(v["spent_today_usd"], 150.0);
         assert_eq!(v["request_id"], "req_1");
         assert!(v["message"].as_str().unwrap().contains("$60.00"));
+    }
+
+    #[test]
+    fn only_calls_that_never_left_are_safe_to_retry() {
+        assert!(Refusal::upstream_unavailable("connect refused").safe_to_retry());
+        let ledger = Refusal::ledger_unavailable();
+        assert!(ledger.safe_to_retry());
+        assert_eq!((ledger.status, ledger.code), (503, "ledger_unavailable"));
+        for r in [
+            Refusal::cap_exceeded(1, 1, 1, 1),
+            Refusal::audit_unavailable(),
+            Refusal::new(502, "upstream_error", Source::Upstream, "reset"),
+            Refusal::new(504, "upstream_timeout", Source::Upstream, "slow"),
+        ] {
+            assert!(!r.safe_to_retry(), "{}", r.code);
+        }
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Inbox {
         fence(Ordering::SeqCst);
         while let Ok(msg) = self.rx.try_recv() {
             if let LedgerMsg::Reserve(_, reply) = msg {
-                reply.answer(ledgers, Err(Denied::OverCap { spent: 0 }));
+                reply.answer(ledgers, Err(Denied::OwnerUnavailable));
             }
         }
     }
@@ -366,7 +366,7 @@ mod tests {
         let ledgers = Ledgers::new(0, Rc::new(RefCell::new(Ledger::default())), Arc::from(mailboxes));
         let key: Arc<str> = Arc::from("k");
         let got = runtime().block_on(ledgers.reserve(1, reserve(&key, 1, 100)));
-        assert_eq!(got, Err(Denied::OverCap { spent: 0 }));
+        assert_eq!(got, Err(Denied::OwnerUnavailable));
         assert_eq!(ledgers.waiting().open_slots(), 0);
     }
 
@@ -389,8 +389,8 @@ mod tests {
             let after = ledgers0.reserve(1, reserve(&key, 1, 100)).await;
             (queued, after)
         });
-        assert_eq!(queued, Err(Denied::OverCap { spent: 0 }), "the queued reservation is refused");
-        assert_eq!(after, Err(Denied::OverCap { spent: 0 }), "one sent after the close is refused by its sender");
+        assert_eq!(queued, Err(Denied::OwnerUnavailable), "the queued reservation is refused");
+        assert_eq!(after, Err(Denied::OwnerUnavailable), "one sent after the close is refused by its sender");
         assert_eq!(ledgers1.local.borrow().spent(&key, 20_000), 0, "nothing was counted");
         assert!(ledgers0.waiting().open_slots() <= 1, "at most the late sender's slot, left to an answer that may still come");
     }

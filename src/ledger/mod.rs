@@ -103,6 +103,9 @@ pub enum Denied {
         /// Calls counted today.
         calls: u32,
     },
+    /// The key's owning core is not taking reservations (it stopped, or
+    /// its answer table is full): refused without counting anything.
+    OwnerUnavailable,
 }
 
 /// A settlement, release or un-count.
@@ -230,7 +233,7 @@ impl Ledgers {
             return self.local.borrow_mut().reserve(&r);
         }
         // Every way the answer can fail to come is refused: fail closed.
-        let refused = Err(Denied::OverCap { spent: 0 });
+        let refused = Err(Denied::OwnerUnavailable);
         let Some(answer) = self.waiting.open() else { return refused };
         let mailbox = &self.mailboxes[owner];
         if !mailbox.send(LedgerMsg::Reserve(r, answer.reply_to(self.core))) {

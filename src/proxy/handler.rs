@@ -257,6 +257,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, cost: u64, fingerprint: Option<[
         }
         Err(Denied::OverCap { spent }) => return Err(Refusal::cap_exceeded(key.cap_micros, spent, cost, clock::secs_until_next_day(clock::now_ms()))),
         Err(Denied::TooManyCalls { .. }) => return Err(Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()))),
+        Err(Denied::OwnerUnavailable) => return Err(Refusal::ledger_unavailable()),
     };
     if let Some(f) = fingerprint {
         let mut value = Vec::with_capacity(8 + 2 * f.len() + 20);
@@ -470,9 +471,7 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
     ev.status = r.status;
     ev.decision = Decision::Refused as u8;
     ev.code = r.code.to_string();
-    // Only a call that certainly never reached the vendor is worth retrying;
-    // SDKs read these headers before their automatic retries.
-    let retry: &[u8] = if r.code == "upstream_unavailable" { b"true" } else { b"false" };
+    let retry: &[u8] = if r.safe_to_retry() { b"true" } else { b"false" };
     let mut headers = vec![
         ("x-capgate-request-id".to_string(), ev.request_id.clone().into_bytes()),
         ("x-should-retry".to_string(), retry.to_vec()),
