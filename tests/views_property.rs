@@ -61,7 +61,7 @@ fn event(key: usize, kind: EventKind, delta: i64, calls: i32, refused: bool) -> 
 
 fn open(dir: &std::path::Path, checkpoint_every: Duration) -> (Arc<Store>, AuditSink, std::thread::JoinHandle<()>) {
     let store = Arc::new(Store::open(dir).unwrap());
-    let (sink, handle) = writer::spawn_with_checkpoints(Arc::clone(&store), Durability::Interval(Duration::from_millis(2)), checkpoint_every).unwrap();
+    let writer::Started { sink, handle, .. } = writer::spawn_with_checkpoints(Arc::clone(&store), Durability::Interval(Duration::from_millis(2)), checkpoint_every).unwrap();
     (store, sink, handle)
 }
 

@@ -106,9 +106,14 @@ fn recover_days(store: &Store, days: &[u32], every_touched_day: bool) -> StoreRe
 /// # Errors
 /// On I/O failure or a corrupt row or event.
 pub fn spend_for_day(store: &Store, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
-    let mut rows: Vec<(String, u64, u32)> = recover(store, &[day])?.totals.remove(&day).unwrap_or_default().into_iter().map(|(id, (m, c))| (id, m, c)).collect();
+    Ok(rows_of(recover(store, &[day])?.totals.remove(&day).unwrap_or_default()))
+}
+
+/// A day's totals as `(key id, micro-dollars, calls)` rows, by key id.
+pub fn rows_of(day: DayTotals) -> Vec<(String, u64, u32)> {
+    let mut rows: Vec<(String, u64, u32)> = day.into_iter().map(|(id, (m, c))| (id, m, c)).collect();
     rows.sort_unstable();
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]

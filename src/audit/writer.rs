@@ -144,12 +144,24 @@ const POLL: Duration = Duration::from_millis(1);
 /// memtable, the writer's dearest write); recovery adds the events since.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Starts the writer thread. It exits (after a final fsync) once every
-/// sink clone is dropped.
+/// A started writer.
+pub struct Started {
+    /// Where cores send events.
+    pub sink: AuditSink,
+    /// The writer thread; it exits (after a final fsync) once every sink
+    /// clone is dropped.
+    pub handle: std::thread::JoinHandle<()>,
+    /// The day the writer started on, and every key's spend and calls that
+    /// day as it recovered them from the store (by key id): what the
+    /// ledgers start from, so the store is read once.
+    pub today: (u32, Vec<(String, u64, u32)>),
+}
+
+/// Starts the writer thread.
 ///
 /// # Errors
 /// When the thread cannot be spawned or the store cannot be read.
-pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<(AuditSink, std::thread::JoinHandle<()>), String> {
+pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<Started, String> {
     spawn_with_checkpoints(store, durability, CHECKPOINT_EVERY)
 }
 
@@ -159,10 +171,11 @@ pub fn spawn(store: Arc<Store>, durability: Durability) -> Result<(AuditSink, st
 ///
 /// # Errors
 /// As [`spawn`].
-pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: Duration) -> Result<(AuditSink, std::thread::JoinHandle<()>), String> {
+pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: Duration) -> Result<Started, String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let healthy = Arc::new(AtomicBool::new(true));
     let mut writer = Writer::new(store, durability)?;
+    let today = (writer.started_day, spend::rows_of(writer.totals.get(&writer.started_day).cloned().unwrap_or_default()));
     writer.checkpoint_every = every;
     let h = Arc::clone(&healthy);
     let handle = std::thread::Builder::new()
@@ -177,7 +190,7 @@ pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: 
         .map_err(|e| format!("cannot start audit writer: {e}"))?;
     // A sync-mode writer blocks on the channel itself: nothing to wake.
     let writer = matches!(durability, Durability::Interval(_)).then(|| handle.thread().clone());
-    Ok((AuditSink { tx, healthy, writer }, handle))
+    Ok(Started { sink: AuditSink { tx, healthy, writer }, handle, today })
 }
 
 struct Writer {
@@ -198,6 +211,8 @@ struct Writer {
     /// fresh data dir gets its cursor with the first batch.
     last_checkpoint: Option<Instant>,
     checkpoint_every: Duration,
+    /// The day the writer started on (its recovered totals include it).
+    started_day: u32,
     last_sync: Instant,
     dirty: bool,
     /// Events held until the next fsync (see [`Pending`]).
@@ -230,6 +245,7 @@ impl Writer {
             unsaved: replayed,
             last_checkpoint: None,
             checkpoint_every: CHECKPOINT_EVERY,
+            started_day: today,
             last_sync: Instant::now(),
             dirty: false,
             pending: Pending::default(),
@@ -493,7 +509,7 @@ fn same_call(reserve: &AuditEvent, call: &AuditEvent) -> bool {
 pub(crate) fn spawn_in_temp_dir(durability: Durability) -> (tempfile::TempDir, Arc<Store>, AuditSink, std::thread::JoinHandle<()>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let (sink, handle) = spawn(Arc::clone(&store), durability).unwrap();
+    let Started { sink, handle, .. } = spawn(Arc::clone(&store), durability).unwrap();
     (dir, store, sink, handle)
 }
 
@@ -615,6 +631,25 @@ mod tests {
         store.audit.insert(storage_key(1, 0), encode(&event("req_a", EventKind::Reserve, 500, 1))).unwrap();
         store.spend.insert(spend_key(day, "key_1"), spend_value(500, 1).to_vec()).unwrap();
         assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), 500, 1)]);
+    }
+
+    #[test]
+    fn a_restarted_writer_hands_back_the_spend_it_recovered() {
+        let (dir, store, sink, handle) = spawn_in_temp_dir(Durability::Sync);
+        let mut other = event("req_b", EventKind::Reserve, 250, 1);
+        other.key_id = "key_2".into();
+        for e in [event("req_a", EventKind::Reserve, 500, 1), event("req_a", EventKind::Call, -100, 0), other] {
+            sink.append(e);
+        }
+        drop(sink);
+        handle.join().unwrap();
+        let Started { sink, handle, today } = spawn(Arc::clone(&store), Durability::Sync).unwrap();
+        let day = clock::day_of(clock::now_ms());
+        assert_eq!(today, (day, vec![("key_1".to_string(), 400, 1), ("key_2".to_string(), 250, 1)]));
+        assert_eq!(today.1, spend::spend_for_day(&store, day).unwrap(), "the same as reading the store again");
+        drop(sink);
+        handle.join().unwrap();
+        drop(dir);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::admin::{self, AdminState};
 use crate::audit;
-use crate::clock;
 use crate::config::{Config, DemoMode, Driver};
 use crate::keys::registry::KeyRegistry;
 use crate::keys::{token, VaultKey};
@@ -98,15 +97,16 @@ pub fn start(cfg: Config) -> Result<Running, String> {
             .map_err(|e| format!("cannot spawn DNS thread: {e}"))?;
     }
 
-    let (sink, _writer) = audit::writer::spawn(Arc::clone(&store), cfg.durability)?;
+    // The writer recovers today's spend before it starts; the ledgers start
+    // from the same figures.
+    let audit::writer::Started { sink, handle: _writer, today: (today, spend_today) } = audit::writer::spawn(Arc::clone(&store), cfg.durability)?;
     crate::views::spawn(Arc::clone(&store), cfg.retention_days)?;
 
     let workers = cfg.workers;
     let (mailboxes, inboxes) = ledger::mailbox::pairs(workers);
     let mailboxes: Arc<[ledger::Mailbox]> = Arc::from(mailboxes);
-    let today = clock::day_of(clock::now_ms());
     let mut recovered: Vec<Vec<(String, u64, u32)>> = vec![Vec::new(); workers];
-    for (id, spent, calls) in audit::spend::spend_for_day(&store, today)? {
+    for (id, spent, calls) in spend_today {
         let owner = owner_of(crate::keys::owner_hash(&id), workers);
         recovered[owner].push((id, spent, calls));
     }
