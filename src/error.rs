@@ -169,10 +169,17 @@ impl Refusal {
         Self::new(503, "audit_unavailable", Source::Audit, "The audit log cannot be written; capgate refuses calls that carry spend until it recovers.")
     }
 
-    /// 503: the core that keeps this key's spend is not answering (it is
-    /// shutting down), so the call cannot be checked against its cap.
+    /// 503: the core that keeps this key's spend is not answering (it
+    /// stopped, or capgate is shutting down), so the call cannot be checked
+    /// against its cap.
     pub fn ledger_unavailable() -> Self {
-        Self::new(503, "ledger_unavailable", Source::Internal, "The spend ledger for this key is not answering (capgate is shutting down); nothing was charged. Retry shortly.")
+        Self::new(503, "ledger_unavailable", Source::Internal, "The spend ledger for this key is not answering (a worker stopped, or capgate is shutting down); the call was not forwarded. If it persists, restart capgate.")
+    }
+
+    /// 409: the UTC day ended between the call's arrival and its
+    /// reservation. A retry counts against the new day (SDKs retry 409).
+    pub fn day_rolled_over() -> Self {
+        Self::new(409, "day_rolled_over", Source::Policy, "The UTC day ended while this call was being checked; it was not forwarded. Retry it: it will count against the new day.")
     }
 
     /// 500 for internal faults.
@@ -226,7 +233,7 @@ impl Refusal {
     /// counted, so a retry is safe (SDKs read `x-should-retry` before their
     /// automatic retries).
     pub fn safe_to_retry(&self) -> bool {
-        matches!(self.code, "upstream_unavailable" | "ledger_unavailable")
+        matches!(self.code, "upstream_unavailable" | "ledger_unavailable" | "day_rolled_over")
     }
 
     /// The flat JSON answer body.
@@ -258,6 +265,7 @@ mod tests {
         let ledger = Refusal::ledger_unavailable();
         assert!(ledger.safe_to_retry());
         assert_eq!((ledger.status, ledger.code), (503, "ledger_unavailable"));
+        assert!(Refusal::day_rolled_over().safe_to_retry());
         for r in [
             Refusal::cap_exceeded(1, 1, 1, 1),
             Refusal::audit_unavailable(),

@@ -139,3 +139,42 @@ fn audit_covers_allowed_and_refused_calls_by_key_label_and_time() {
     assert_eq!(page2["count"], 1);
     assert!(page2["next_cursor"].is_null());
 }
+
+#[test]
+fn a_stopped_worker_fails_its_keys_closed_and_health_says_so() {
+    let mock = mock();
+    let dir = tempdir();
+    let config = dir.path().join("capgate.toml");
+    std::fs::write(&config, config_for(&mock, "")).unwrap();
+    // Worker 1 of 2 stops right after starting.
+    let cg = Capgate::start_with(&config, &dir.path().join("data"), &[("CAPGATE_FAULT_STOP_WORKER", "1")]);
+    // It stops a few milliseconds after the server answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (s, v) = loop {
+        let (s, v, _) = call("GET", &cg.admin_url("/healthz"), None, None);
+        if s != 200 || std::time::Instant::now() > deadline {
+            break (s, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!((s, v["status"].as_str()), (503, Some("degraded")), "{v}");
+    assert_eq!((v["workers"]["running"].as_u64(), v["workers"]["stopped"].as_u64()), (Some(1), Some(1)), "{v}");
+    // Keys are spread over both workers by their ids: 24 keys all on one
+    // worker happens once in 8 million runs.
+    let (mut served, mut refused) = (0, 0);
+    for i in 0..24 {
+        let (_, token) = cg.issue_stripe(100.0, &format!("t/{i}"));
+        let (s, v, headers) = cg.charge(&token, 100);
+        match s {
+            200 => served += 1,
+            503 => {
+                assert_eq!(v["error"].as_str(), Some("ledger_unavailable"), "{v}");
+                assert!(headers.iter().any(|(k, v)| k == "x-should-retry" && v == "true"), "a call that was never forwarded may be retried");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(served > 0 && refused > 0, "served {served}, refused {refused}");
+    assert_eq!(mock.count(), served, "a refused call never reaches the vendor");
+}

@@ -42,17 +42,44 @@ async fn read_some(stream: &mut monoio::net::TcpStream) -> Vec<u8> {
 
 #[test]
 fn a_read_after_a_short_read_waits_for_the_next_bytes() {
-    let addr = peer(|mut s| {
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let addr = peer(move |mut s| {
         s.write_all(b"hello").unwrap();
-        thread::sleep(Duration::from_millis(100));
+        // The second write comes only after the client's first read.
+        wait.recv_timeout(PATIENCE).unwrap();
+        thread::sleep(Duration::from_millis(50));
         s.write_all(b"world").unwrap();
     });
     run(async move {
         let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
         assert_eq!(read_some(&mut stream).await, b"hello");
+        go.send(()).unwrap();
         // The socket is empty now; this read must wait for the second write.
         assert_eq!(read_some(&mut stream).await, b"world");
         assert_eq!(read_some(&mut stream).await, b"", "then end of stream");
+    });
+}
+
+#[test]
+fn a_read_that_fills_the_buffer_leaves_the_rest_readable() {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let addr = peer(move |mut s| {
+        s.write_all(&[7u8; 10_000]).unwrap();
+        // Silent and open: no new edge comes while the client reads the rest.
+        let _ = wait.recv_timeout(Duration::from_secs(30));
+    });
+    run(async move {
+        let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
+        // All 10,000 bytes arrive, and the driver sees their edge, first.
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < 10_000 {
+            let part = read_some(&mut stream).await;
+            assert_eq!(part.capacity(), 4096);
+            sizes.push(part.len());
+        }
+        assert_eq!(sizes, vec![4096, 4096, 1808], "two full reads, then the short one");
+        done.send(()).unwrap();
     });
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod spend;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct AdminState {
     pub admin_hash: [u8; 32],
     /// Audit sink (health).
     pub audit: AuditSink,
+    /// One mark per proxy worker, set when it stops (health).
+    pub stopped_workers: Arc<[AtomicBool]>,
 }
 
 /// A streamed body: pieces produced lazily (an error ends the stream early,
@@ -172,8 +175,18 @@ fn authorised(state: &AdminState, head: &RequestHead) -> bool {
 async fn dispatch(state: &AdminState, head: &RequestHead, body: &[u8]) -> Reply {
     let path = head.target.split('?').next().unwrap_or("");
     if path == "/healthz" {
-        let ok = state.audit.healthy();
-        return Reply::json(if ok { 200 } else { 503 }, &json!({"status": if ok { "ok" } else { "degraded" }, "audit": if ok { "ok" } else { "unwritable" }, "keys": state.registry.len()}));
+        let audit_ok = state.audit.healthy();
+        let stopped = state.stopped_workers.iter().filter(|s| s.load(Ordering::Relaxed)).count();
+        let ok = audit_ok && stopped == 0;
+        return Reply::json(
+            if ok { 200 } else { 503 },
+            &json!({
+                "status": if ok { "ok" } else { "degraded" },
+                "audit": if audit_ok { "ok" } else { "unwritable" },
+                "workers": {"running": state.stopped_workers.len() - stopped, "stopped": stopped},
+                "keys": state.registry.len(),
+            }),
+        );
     }
     if !authorised(state, head) {
         return Reply::refusal(&Refusal::new(401, "unauthorized", crate::error::Source::Policy, "admin routes need Authorization: Bearer <admin token>"));

@@ -103,9 +103,12 @@ pub enum Denied {
         /// Calls counted today.
         calls: u32,
     },
-    /// The key's owning core is not taking reservations (it stopped, or
-    /// its answer table is full): refused without counting anything.
+    /// The key's owning core is not taking reservations (it stopped), or
+    /// the asking core has no free answer slot.
     OwnerUnavailable,
+    /// The request's UTC day ended before it was reserved (the key's spend
+    /// has moved on to the next day): nothing was counted.
+    DayEnded,
 }
 
 /// A settlement, release or un-count.
@@ -156,7 +159,7 @@ impl Ledger {
             }
         }
         if e.day > r.day {
-            return Err(Denied::OverCap { spent: e.spent });
+            return Err(Denied::DayEnded);
         }
         if r.max_calls.is_some_and(|m| e.calls >= m) {
             return Err(Denied::TooManyCalls { calls: e.calls });
@@ -309,6 +312,9 @@ mod tests {
         assert_eq!(l.spent("key_a", 10), 60);
         assert!(l.reserve(&res(&k, 11, 100, 100)).is_ok());
         assert_eq!(l.spent("key_a", 10), 0);
+        // A request stamped before midnight, reserved after the key moved on.
+        assert_eq!(l.reserve(&res(&k, 10, 1, 1_000)), Err(Denied::DayEnded));
+        assert_eq!(l.spent("key_a", 11), 100, "nothing counted");
     }
 
     #[test]

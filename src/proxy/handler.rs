@@ -258,6 +258,7 @@ async fn reserve(ctx: &CoreCtx, key: &VaultKey, cost: u64, fingerprint: Option<[
         Err(Denied::OverCap { spent }) => return Err(Refusal::cap_exceeded(key.cap_micros, spent, cost, clock::secs_until_next_day(clock::now_ms()))),
         Err(Denied::TooManyCalls { .. }) => return Err(Refusal::call_cap_exceeded(key.rules.max_calls.unwrap_or(0), clock::secs_until_next_day(clock::now_ms()))),
         Err(Denied::OwnerUnavailable) => return Err(Refusal::ledger_unavailable()),
+        Err(Denied::DayEnded) => return Err(Refusal::day_rolled_over()),
     };
     if let Some(f) = fingerprint {
         let mut value = Vec::with_capacity(8 + 2 * f.len() + 20);

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::admin::{self, AdminState};
@@ -149,6 +150,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let listeners = crate::runtime::bind_reuseport(cfg.proxy_listen, workers)?;
     let proxy_addr = listeners.first().and_then(|l| l.local_addr().ok()).ok_or("no proxy listener")?;
 
+    let stopped_workers: Arc<[AtomicBool]> = (0..workers).map(|_| AtomicBool::new(false)).collect();
     let state = Arc::new(AdminState {
         store: Arc::clone(&store),
         registry,
@@ -156,21 +158,33 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         mailboxes: Arc::clone(&mailboxes),
         admin_hash,
         audit: sink,
+        stopped_workers: Arc::clone(&stopped_workers),
     });
     crate::runtime::spawn_runtime_thread("capgate-admin".into(), Driver::Epoll, move || admin::serve(admin_listener, state))?;
 
+    // Test fault: this worker stops right after starting (its keys' calls
+    // are refused 503 `ledger_unavailable`, `/healthz` reports it).
+    let fault_stop = std::env::var("CAPGATE_FAULT_STOP_WORKER").ok().and_then(|v| v.parse::<usize>().ok());
     let mut handles = Vec::with_capacity(workers);
     for (core, ((listener, inbox), spend)) in listeners.into_iter().zip(inboxes).zip(recovered).enumerate() {
         let shared = Arc::clone(&shared);
         let mailboxes = Arc::clone(&mailboxes);
+        let stopped_workers = Arc::clone(&stopped_workers);
         let driver = cfg.driver;
         handles.push(crate::runtime::spawn_runtime_thread(format!("capgate-core-{core}"), driver, move || async move {
+            // Marks the worker stopped however it ends: returning, or a panic.
+            let _stop_mark = StopMark(stopped_workers, core);
             let local = Rc::new(RefCell::new(Ledger::with_spend(today, spend)));
             let ledgers = Ledgers::new(core, local, mailboxes);
             monoio::spawn(inbox.serve(ledgers.clone()));
             let ctx = Rc::new(CoreCtx::new(core, shared, ledgers));
             let acks = Rc::clone(&ctx.acks);
             monoio::spawn(async move { acks.dispatch().await });
+            if fault_stop == Some(core) {
+                // Let the inbox task start, so its end closes the inbox.
+                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                return;
+            }
             match monoio::net::TcpListener::from_std(listener) {
                 Ok(l) => server::accept_loop(l, ctx).await,
                 Err(e) => tracing::error!(core, error = %e, "cannot adopt listener"),
@@ -178,4 +192,16 @@ pub fn start(cfg: Config) -> Result<Running, String> {
         })?);
     }
     Ok(Running { proxy_addr, admin_addr, demo_addr, new_admin_token, workers: handles })
+}
+
+/// Sets a worker's stopped mark when dropped (with its core's future).
+struct StopMark(Arc<[AtomicBool]>, usize);
+
+impl Drop for StopMark {
+    fn drop(&mut self) {
+        if let Some(mark) = self.0.get(self.1) {
+            mark.store(true, Ordering::Relaxed);
+        }
+        tracing::error!(core = self.1, "proxy worker stopped; calls for the keys it owns are refused (503 ledger_unavailable) and /healthz reports it");
+    }
 }
