@@ -106,12 +106,12 @@ fn recover_days(store: &Store, days: &[u32], every_touched_day: bool) -> StoreRe
 /// # Errors
 /// On I/O failure or a corrupt row or event.
 pub fn spend_for_day(store: &Store, day: u32) -> StoreResult<Vec<(String, u64, u32)>> {
-    Ok(rows_of(recover(store, &[day])?.totals.remove(&day).unwrap_or_default()))
+    Ok(recover(store, &[day])?.totals.get(&day).map(rows_of).unwrap_or_default())
 }
 
 /// A day's totals as `(key id, micro-dollars, calls)` rows, by key id.
-pub fn rows_of(day: DayTotals) -> Vec<(String, u64, u32)> {
-    let mut rows: Vec<(String, u64, u32)> = day.into_iter().map(|(id, (m, c))| (id, m, c)).collect();
+pub fn rows_of(day: &DayTotals) -> Vec<(String, u64, u32)> {
+    let mut rows: Vec<(String, u64, u32)> = day.iter().map(|(id, &(m, c))| (id.clone(), m, c)).collect();
     rows.sort_unstable();
     rows
 }

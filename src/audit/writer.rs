@@ -175,7 +175,8 @@ pub fn spawn_with_checkpoints(store: Arc<Store>, durability: Durability, every: 
     let (tx, rx) = crossbeam_channel::unbounded();
     let healthy = Arc::new(AtomicBool::new(true));
     let mut writer = Writer::new(store, durability)?;
-    let today = (writer.started_day, spend::rows_of(writer.totals.get(&writer.started_day).cloned().unwrap_or_default()));
+    // Rows straight from the recovered totals: no copy of the whole day's map.
+    let today = (writer.started_day, writer.totals.get(&writer.started_day).map(spend::rows_of).unwrap_or_default());
     writer.checkpoint_every = every;
     let h = Arc::clone(&healthy);
     let handle = std::thread::Builder::new()
