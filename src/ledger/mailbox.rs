@@ -116,29 +116,37 @@ impl Inbox {
     /// Serves messages for the core `ledgers` belongs to, for as long as
     /// the core runs (`ledgers` holds this core's own mailbox, so the
     /// channel never closes under it).
-    pub async fn serve(self, ledgers: Ledgers) {
-        /// Closes the inbox however the serving ends (the core's runtime
-        /// dropping this task, or a panic unwinding it).
-        struct Closing<'a>(&'a Inbox, &'a Ledgers);
-        impl Drop for Closing<'_> {
+    ///
+    /// The inbox closes however the serving ends: the core's runtime
+    /// dropping the task (even one never polled, as when a core stops
+    /// before its first turn), or a panic unwinding it. So no reservation
+    /// queued for this core is left unanswered.
+    pub fn serve(self, ledgers: Ledgers) -> impl std::future::Future<Output = ()> {
+        /// Owns the inbox while it serves; closes it when dropped.
+        struct Serving(Inbox, Ledgers);
+        impl Drop for Serving {
             fn drop(&mut self) {
-                self.0.close(self.1);
+                self.0.close(&self.1);
             }
         }
-        let _closing = Closing(&self, &ledgers);
-        poll_fn(|cx| {
-            self.waker.register(cx.waker());
-            for _ in 0..BUDGET {
-                match self.rx.try_recv() {
-                    Ok(msg) => handle(&ledgers, msg),
-                    Err(TryRecvError::Empty) => return Poll::Pending,
-                    Err(TryRecvError::Disconnected) => return Poll::Ready(()),
+        // Built now, not on the first poll: an unpolled task still closes.
+        let serving = Serving(self, ledgers);
+        async move {
+            let Serving(inbox, ledgers) = &serving;
+            poll_fn(|cx| {
+                inbox.waker.register(cx.waker());
+                for _ in 0..BUDGET {
+                    match inbox.rx.try_recv() {
+                        Ok(msg) => handle(ledgers, msg),
+                        Err(TryRecvError::Empty) => return Poll::Pending,
+                        Err(TryRecvError::Disconnected) => return Poll::Ready(()),
+                    }
                 }
-            }
-            cx.waker().wake_by_ref(); // yield to other tasks, then continue
-            Poll::Pending
-        })
-        .await;
+                cx.waker().wake_by_ref(); // yield to other tasks, then continue
+                Poll::Pending
+            })
+            .await;
+        }
     }
 
     /// Stops serving: marks the inbox closed, then refuses every reservation
@@ -393,6 +401,28 @@ mod tests {
         assert_eq!(after, Err(Denied::OwnerUnavailable), "one sent after the close is refused by its sender");
         assert_eq!(ledgers1.local.borrow().spent(&key, 20_000), 0, "nothing was counted");
         assert!(ledgers0.waiting().open_slots() <= 1, "at most the late sender's slot, left to an answer that may still come");
+    }
+
+    #[test]
+    fn a_core_that_stops_before_its_inbox_is_first_polled_still_refuses_what_is_queued() {
+        // Core 1 stops before its runtime ever polled its inbox task (a
+        // listener it could not adopt): the reservation queued for it in
+        // that instant is answered, not left waiting.
+        let (inbox0, inbox1, mailboxes) = two_cores();
+        let ledgers0 = Ledgers::new(0, Rc::new(RefCell::new(Ledger::default())), Arc::clone(&mailboxes));
+        let ledgers1 = Ledgers::new(1, Rc::new(RefCell::new(Ledger::default())), mailboxes);
+        let key: Arc<str> = Arc::from("k");
+        let queued = runtime().block_on(async {
+            monoio::spawn(inbox0.serve(ledgers0.clone()));
+            let (l, k) = (ledgers0.clone(), Arc::clone(&key));
+            let waiting = monoio::spawn(async move { l.reserve(1, reserve(&k, 1, 100)).await });
+            monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert_eq!(ledgers0.waiting().open_slots(), 1, "sent and waiting");
+            drop(inbox1.serve(ledgers1.clone())); // created, never polled
+            monoio::time::timeout(std::time::Duration::from_secs(5), waiting).await.ok()
+        });
+        assert_eq!(queued, Some(Err(Denied::OwnerUnavailable)), "the queued reservation is refused, promptly");
+        assert_eq!(ledgers1.local.borrow().spent(&key, 20_000), 0, "nothing was counted");
     }
 
     #[test]
