@@ -39,19 +39,29 @@ impl Recent {
     /// When a live (in-window) copy of `fingerprint` was first seen, if
     /// one is held. Expired entries at the front are dropped on the way.
     pub(super) fn find(&mut self, fingerprint: &[u8; 16], d: &Dedupe) -> Option<u64> {
-        while self.items.front().is_some_and(|&(_, seen)| !d.in_window(seen)) {
-            self.items.pop_front();
-            self.tags.pop_front();
+        // `oldest` bounds every entry from below: while it is in the window
+        // nothing has expired, and the (cold) front entry is not read.
+        if !d.in_window(self.oldest) {
+            while self.items.front().is_some_and(|&(_, seen)| !d.in_window(seen)) {
+                self.items.pop_front();
+                self.tags.pop_front();
+            }
         }
         let fp = pack(fingerprint);
         let t = tag(&fp);
         let (a, b) = self.tags.as_slices();
         for (offset, tags) in [(0, a), (a.len(), b)] {
-            for (i, _) in tags.iter().enumerate().filter(|&(_, &g)| g == t) {
+            let mut found = None;
+            for_each_match(tags, t, |i| {
                 let (f, seen) = self.items[offset + i];
                 if f == fp && d.in_window(seen) {
-                    return Some(seen);
+                    found = Some(seen);
+                    return true;
                 }
+                false
+            });
+            if found.is_some() {
+                return found;
             }
         }
         None
@@ -105,6 +115,34 @@ impl Recent {
         }
         self.items.truncate(kept);
         self.tags.truncate(kept);
+    }
+}
+
+/// Calls `f` with the index of each byte of `tags` equal to `t`, in
+/// order, until `f` returns `true`. Compares 32 tags at a time into a bit
+/// mask (one vector compare), so a scan costs a few instructions per 32
+/// entries rather than a branch per entry.
+fn for_each_match(tags: &[u8], t: u8, mut f: impl FnMut(usize) -> bool) {
+    const LANES: usize = 32;
+    let mut chunks = tags.chunks_exact(LANES);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut mask: u32 = 0;
+        for (j, &g) in chunk.iter().enumerate() {
+            mask |= u32::from(g == t) << j;
+        }
+        while mask != 0 {
+            if f(base + mask.trailing_zeros() as usize) {
+                return;
+            }
+            mask &= mask - 1;
+        }
+        base += LANES;
+    }
+    for (j, &g) in chunks.remainder().iter().enumerate() {
+        if g == t && f(base + j) {
+            return;
+        }
     }
 }
 
@@ -168,6 +206,69 @@ mod tests {
         }
     }
 
+    /// Runs `ops` against the guard and the model, comparing every answer
+    /// and the entries held after each step.
+    fn against_the_model(max: usize, window_ms: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let (mut recent, mut model) = (Recent::default(), Model::default());
+        let mut now = 1_000u64;
+        for op in ops {
+            let d = Dedupe { fingerprint: [0; 16], now_ms: now, window_ms };
+            match op {
+                Op::Ask(n) => {
+                    let got = recent.find(&fp(n), &d);
+                    prop_assert_eq!(got, model.find(&fp(n), &d));
+                    if got.is_none() {
+                        recent.remember(&fp(n), &d, max);
+                        model.remember(&fp(n), &d, max);
+                    }
+                }
+                Op::Forget(n) => {
+                    recent.forget(&fp(n));
+                    model.items.retain(|(g, _)| *g != fp(n));
+                }
+                Op::Tick(t) => now = now.saturating_add_signed(i64::from(t)),
+            }
+            let held: Vec<_> = recent.items.iter().map(|&(f, seen)| (f, seen)).collect();
+            let want: Vec<_> = model.items.iter().map(|(f, seen)| (pack(f), *seen)).collect();
+            prop_assert_eq!(held, want);
+            prop_assert!(recent.tags.iter().copied().eq(recent.items.iter().map(|(f, _)| tag(f))), "tags in step with entries");
+            prop_assert!(recent.items.iter().all(|&(_, seen)| seen >= recent.oldest));
+        }
+    Ok(())
+    }
+
+    #[test]
+    fn tag_matches_are_found_in_order_at_every_length() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            let tags: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed % 4) as u8
+                })
+                .collect();
+            for t in 0..5u8 {
+                let want: Vec<usize> = tags.iter().enumerate().filter(|&(_, &g)| g == t).map(|(i, _)| i).collect();
+                let mut got = Vec::new();
+                for_each_match(&tags, t, |i| {
+                    got.push(i);
+                    false
+                });
+                assert_eq!(got, want, "len {len}, tag {t}");
+                if let Some(&third) = want.get(2) {
+                    let mut seen = Vec::new();
+                    for_each_match(&tags, t, |i| {
+                        seen.push(i);
+                        i == third
+                    });
+                    assert_eq!(seen, want[..3], "stops at the first `true`");
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
@@ -180,31 +281,21 @@ mod tests {
                 3 => (-20i16..30).prop_map(Op::Tick),
             ], 0..200),
         ) {
-            let (mut recent, mut model) = (Recent::default(), Model::default());
-            let mut now = 1_000u64;
-            for op in ops {
-                let d = Dedupe { fingerprint: [0; 16], now_ms: now, window_ms };
-                match op {
-                    Op::Ask(n) => {
-                        let got = recent.find(&fp(n), &d);
-                        prop_assert_eq!(got, model.find(&fp(n), &d));
-                        if got.is_none() {
-                            recent.remember(&fp(n), &d, max);
-                            model.remember(&fp(n), &d, max);
-                        }
-                    }
-                    Op::Forget(n) => {
-                        recent.forget(&fp(n));
-                        model.items.retain(|(g, _)| *g != fp(n));
-                    }
-                    Op::Tick(t) => now = now.saturating_add_signed(i64::from(t)),
-                }
-                let held: Vec<_> = recent.items.iter().map(|&(f, seen)| (f, seen)).collect();
-                let want: Vec<_> = model.items.iter().map(|(f, seen)| (pack(f), *seen)).collect();
-                prop_assert_eq!(held, want);
-                prop_assert!(recent.tags.iter().copied().eq(recent.items.iter().map(|(f, _)| tag(f))), "tags in step with entries");
-                prop_assert!(recent.items.iter().all(|&(_, seen)| seen >= recent.oldest));
-            }
+            against_the_model(max, window_ms, ops)?;
+        }
+
+        /// Windows past one 32-entry chunk of tags, and wrapped deques.
+        #[test]
+        fn behaves_like_a_full_scan_with_long_windows(
+            max in 30usize..100,
+            window_ms in 0u64..400,
+            ops in prop::collection::vec(prop_oneof![
+                6 => (0u8..140).prop_map(Op::Ask),
+                1 => (0u8..140).prop_map(Op::Forget),
+                3 => (-20i16..30).prop_map(Op::Tick),
+            ], 0..600),
+        ) {
+            against_the_model(max, window_ms, ops)?;
         }
     }
 }

@@ -82,10 +82,11 @@ impl CurrencyRates {
 
     /// Cost in micro-USD of `amount_minor` minor units of `currency` (any case).
     pub fn cost_micros(&self, currency: &str, amount_minor: u64) -> Result<u64, PriceError> {
-        let code = currency.to_ascii_lowercase();
+        // Lower-cased only when it is not already (one request each).
+        let code: std::borrow::Cow<'_, str> = if currency.bytes().any(|b| b.is_ascii_uppercase()) { currency.to_ascii_lowercase().into() } else { currency.into() };
         let rate = self
             .micros_per_major
-            .get(&code)
+            .get(&*code)
             .ok_or_else(|| PriceError::unpriced_currency(&code))?;
         convert(amount_minor, *rate, minor_exponent(&code)).ok_or(too_large())
     }

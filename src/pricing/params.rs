@@ -41,6 +41,8 @@ pub struct Params<'a> {
     fields: BTreeMap<Cow<'a, str>, ParamValue<'a>>,
     /// The JSON body, when the body is JSON.
     json: Option<Value>,
+    /// A non-empty body that gave no parameters (multipart, plain text, …).
+    opaque: Option<&'a [u8]>,
 }
 
 /// How the body is to be read.
@@ -54,15 +56,59 @@ impl<'a> Params<'a> {
     /// Parses the query and body. Invalid JSON → [`PriceError::BadBody`].
     pub fn parse(query: &'a str, content_type: Option<&str>, body: &'a [u8]) -> Result<Self, PriceError> {
         let mut fields = form_fields(query.as_bytes());
-        let mut json = None;
+        let (mut json, mut opaque) = (None, None);
         match body_kind(content_type, body) {
             BodyKind::Json => {
                 json = Some(serde_json::from_slice(body).map_err(|_| PriceError::BadBody)?)
             }
             BodyKind::Form => fields.extend(form_fields(body)),
-            BodyKind::Opaque => {}
+            BodyKind::Opaque => opaque = Some(body).filter(|b| !b.is_empty()),
         }
-        Ok(Params { fields, json })
+        Ok(Params { fields, json, opaque })
+    }
+
+    /// Writes a canonical form of the parameters to `out`, for telling
+    /// requests apart: equal for the same parameters in another order (form
+    /// fields by name, JSON object keys sorted) or JSON spacing; different
+    /// for any other change. Query and form fields by name, each value
+    /// length-prefixed, array elements in order; then the JSON body
+    /// re-serialised; then an opaque body's bytes.
+    ///
+    /// # Errors
+    /// Only those of `out`.
+    pub fn write_canonical(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        fn part(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
+            out.write_all(&(bytes.len() as u64).to_be_bytes())?;
+            out.write_all(bytes)
+        }
+        out.write_all(b"fields")?;
+        for (name, value) in &self.fields {
+            part(out, name.as_bytes())?;
+            match value {
+                ParamValue::Str(s) => {
+                    out.write_all(b"s")?;
+                    part(out, s.as_bytes())?;
+                }
+                ParamValue::Array(items) => {
+                    out.write_all(b"a")?;
+                    out.write_all(&(items.len() as u64).to_be_bytes())?;
+                    for item in items {
+                        part(out, item.as_bytes())?;
+                    }
+                }
+                // Form fields are text; JSON values live in `json`.
+                ParamValue::Num(_) | ParamValue::Bool(_) => out.write_all(b"?")?,
+            }
+        }
+        if let Some(v) = &self.json {
+            out.write_all(b"json")?;
+            serde_json::to_writer(&mut *out, v)?;
+        }
+        if let Some(raw) = self.opaque {
+            out.write_all(b"raw")?;
+            part(out, raw)?;
+        }
+        Ok(())
     }
 
     /// The value of a top-level parameter (JSON `null`/objects → `None`).

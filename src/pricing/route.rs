@@ -14,9 +14,10 @@ pub(crate) fn is_post(req: &PriceRequest<'_>) -> bool {
     req.method.eq_ignore_ascii_case("POST")
 }
 
-/// Normalized path segments (see module docs).
-pub(crate) fn segments(path: &str) -> Vec<Cow<'_, str>> {
-    let mut out: Vec<Cow<'_, str>> = Vec::new();
+/// Normalized path segments (see module docs); on the stack for the
+/// paths vendors price (priced once per call).
+pub(crate) fn segments(path: &str) -> smallvec::SmallVec<[Cow<'_, str>; 8]> {
+    let mut out: smallvec::SmallVec<[Cow<'_, str>; 8]> = smallvec::SmallVec::new();
     for raw in path.split('/') {
         let seg = percent_decode(raw);
         match &*seg {
@@ -139,14 +140,14 @@ mod tests {
     #[test]
     fn segments_normalize() {
         assert_eq!(
-            segments("/v1/payment_intents/"),
+            segments("/v1/payment_intents/").to_vec(),
             vec!["v1", "payment_intents"]
         );
         assert_eq!(
-            segments("//v1/./x/../payment%5Fintents"),
+            segments("//v1/./x/../payment%5Fintents").to_vec(),
             vec!["v1", "payment_intents"]
         );
-        assert_eq!(segments("/a%zz"), vec!["a%zz"]);
+        assert_eq!(segments("/a%zz").to_vec(), vec!["a%zz"]);
         assert!(segments("/").is_empty());
     }
 

@@ -110,10 +110,13 @@ fn amount(params: &Params) -> Result<Option<u64>, PriceError> {
 }
 
 /// Lowercased `currency`: absent → `None`; not one string → error.
-fn currency(params: &Params) -> Result<Option<String>, PriceError> {
+/// The request's currency code as sent (trimmed); [`CurrencyRates`]
+/// ignores its case.
+fn currency<'p>(params: &'p Params) -> Result<Option<Cow<'p, str>>, PriceError> {
     match params.get("currency") {
         None => Ok(None),
-        Some(ParamValue::Str(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_ascii_lowercase())),
+        Some(ParamValue::Str(Cow::Borrowed(s))) if !s.trim().is_empty() => Ok(Some(Cow::Borrowed(s.trim()))),
+        Some(ParamValue::Str(s)) if !s.trim().is_empty() => Ok(Some(Cow::Owned(s.trim().to_owned()))),
         Some(ParamValue::Str(_)) => Err(PriceError::MissingParam("currency")),
         Some(_) => Err(PriceError::BadParam {
             name: "currency",

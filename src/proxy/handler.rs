@@ -153,7 +153,7 @@ fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut Aud
         }
     }
     let fingerprint = duplicate_guarded(vendor.kind, &head.method, &route.path, &head.headers, shared.duplicate_window_ms)
-        .then(|| fingerprint(&key.id, &head.method, &route.path, &body));
+        .then(|| fingerprint(&key.id, &head.method, &route.path, &params));
     let needs_usage_option = matches!(quote.settle, Settle::Usage { streaming: true, .. })
         && matches!(route.path.as_str(), "/v1/chat/completions" | "/v1/completions")
         && pricing::openai_stream_needs_usage_option(&params);
@@ -179,31 +179,17 @@ fn duplicate_guarded(kind: VendorKind, method: &str, path: &str, headers: &Heade
     applies && window_ms > 0 && headers.get("idempotency-key").is_none()
 }
 
-/// Fingerprint of (key, method, path, canonical body): form pairs sorted,
-/// JSON re-serialised with sorted keys, anything else as bytes.
-fn fingerprint(key_id: &str, method: &str, path: &str, body: &[u8]) -> [u8; 16] {
+/// Fingerprint of (key, method, path, canonical parameters): the request
+/// as already parsed for pricing ([`Params::write_canonical`]), so the body
+/// is not parsed a second time.
+fn fingerprint(key_id: &str, method: &str, path: &str, params: &Params<'_>) -> [u8; 16] {
     let mut h = Sha256::new();
     for part in [key_id.as_bytes(), method.as_bytes(), path.as_bytes()] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
-    // Only a body that can be JSON is tried as JSON (a failed parse allocates its error).
-    let json = matches!(body.trim_ascii_start().first(), Some(b'{' | b'[')).then(|| serde_json::from_slice::<serde_json::Value>(body).ok()).flatten();
-    if let Some(v) = json {
-        h.update(b"json");
-        h.update(v.to_string().as_bytes());
-    } else {
-        // Borrowed where nothing needed decoding.
-        let mut pairs: Vec<_> = form_urlencoded::parse(body).collect();
-        pairs.sort();
-        h.update(b"form");
-        for (k, v) in pairs {
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(k.as_bytes());
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v.as_bytes());
-        }
-    }
+    // Writing into a hash cannot fail.
+    let _ = params.write_canonical(&mut h);
     let d = h.finalize();
     let mut out = [0u8; 16];
     out.copy_from_slice(&d[..16]);
@@ -505,12 +491,31 @@ mod tests {
         assert_eq!(truncated("/é", 3), "/é");
     }
 
+    fn fp(key: &str, query: &str, content_type: Option<&str>, body: &[u8]) -> [u8; 16] {
+        let params = Params::parse(query, content_type, body).expect("parses");
+        fingerprint(key, "POST", "/v1/charges", &params)
+    }
+
     #[test]
     fn fingerprints_ignore_form_order_and_json_key_order() {
-        let a = fingerprint("key_1", "POST", "/v1/charges", b"amount=100&currency=usd");
-        assert_eq!(a, fingerprint("key_1", "POST", "/v1/charges", b"currency=usd&amount=100"));
-        assert_ne!(a, fingerprint("key_1", "POST", "/v1/charges", b"amount=101&currency=usd"));
-        assert_ne!(a, fingerprint("key_2", "POST", "/v1/charges", b"amount=100&currency=usd"));
-        assert_eq!(fingerprint("k", "POST", "/p", br#"{"a":1,"b":2}"#), fingerprint("k", "POST", "/p", br#"{"b":2, "a":1}"#));
+        let form = Some("application/x-www-form-urlencoded");
+        let a = fp("key_1", "", form, b"amount=100&currency=usd");
+        assert_eq!(a, fp("key_1", "", form, b"currency=usd&amount=100"));
+        assert_eq!(a, fp("key_1", "", None, b"currency=usd&amount=100"), "the same form without a content type");
+        assert_eq!(a, fp("key_1", "", form, b"amount=1%30%30&currency=usd"), "percent-encoding decoded");
+        assert_ne!(a, fp("key_1", "", form, b"amount=101&currency=usd"));
+        assert_ne!(a, fp("key_2", "", form, b"amount=100&currency=usd"));
+        assert_ne!(a, fp("key_1", "expand=x", form, b"amount=100&currency=usd"), "the query counts");
+        assert_ne!(a, fp("key_1", "", form, b"amount=100&currency=usd&description=x"));
+        assert_ne!(a, fp("key_1", "", form, b"amount=100&currency=usd&description="), "an empty field counts");
+        assert_ne!(fp("k", "", form, b"a=bc"), fp("k", "", form, b"ab=c"), "names and values are length-prefixed");
+        assert_ne!(fp("k", "", form, b"to[]=a&to[]=b"), fp("k", "", form, b"to[]=b&to[]=a"), "array order counts");
+        let json = Some("application/json");
+        assert_eq!(fp("k", "", json, br#"{"a":1,"b":2}"#), fp("k", "", json, br#"{"b":2, "a":1}"#));
+        assert_ne!(fp("k", "", json, br#"{"a":1,"b":2}"#), fp("k", "", json, br#"{"a":1,"b":3}"#));
+        assert_ne!(fp("k", "", json, br#"{"a":"1"}"#), fp("k", "", form, b"a=1"), "JSON and form bodies differ");
+        let text = Some("text/plain");
+        assert_ne!(fp("k", "", text, b"one"), fp("k", "", text, b"two"), "an opaque body counts byte for byte");
+        assert_ne!(fp("k", "", text, b"one"), fp("k", "", None, b""));
     }
 }

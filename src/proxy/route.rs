@@ -42,11 +42,14 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
     if query.contains('#') {
         return Err(Refusal::bad_request("invalid_path", "request target must not contain '#'"));
     }
-    let canonical = canonicalize(raw_path).map_err(|e| Refusal::bad_request(e.code(), format!("path refused: {e}")))?;
-    let (vendor, path) = match split_vendor(&canonical) {
-        Some((v, p)) if is_vendor(v) => (Some(v.into()), p.to_string()),
-        _ => (None, canonical),
+    let mut path = canonicalize(raw_path).map_err(|e| Refusal::bad_request(e.code(), format!("path refused: {e}")))?;
+    let vendor = match split_vendor(&path) {
+        Some((v, _)) if is_vendor(v) => Some(std::sync::Arc::<str>::from(v)),
+        _ => None,
     };
+    if let Some(v) = &vendor {
+        path.drain(..1 + v.len()); // "/<vendor>" off the front, in place
+    }
     Ok(Route { vendor, path, query: query.to_string() })
 }
 
@@ -56,13 +59,12 @@ pub fn route(target: &str, is_vendor: impl Fn(&str) -> bool) -> Result<Route, Re
 /// copied around more than it must be.
 pub fn presented_token(headers: &Headers) -> Option<Cow<'_, str>> {
     for (name, value) in headers.iter() {
-        let credential = matches!(name, "x-api-key" | "authorization");
-        // Another header's odd bytes (a Latin-1 user agent) are not ours to judge.
-        let v = match std::str::from_utf8(value) {
-            Ok(v) => v.trim(),
-            Err(_) if credential => return None,
-            Err(_) => continue,
-        };
+        // Another header's bytes (a Latin-1 user agent) are not ours to judge.
+        if !matches!(name, "x-api-key" | "authorization") {
+            continue;
+        }
+        let Ok(v) = std::str::from_utf8(value) else { return None };
+        let v = v.trim();
         match name {
             "x-api-key" if !v.is_empty() => return Some(Cow::Borrowed(v)),
             "authorization" => {
