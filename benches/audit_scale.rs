@@ -19,7 +19,7 @@ fn event(i: u64, day: u32) -> AuditEvent {
     AuditEvent {
         ts_ms: u64::from(day) * clock::DAY_MS + i / 100,
         seq: i,
-        request_id: format!("req_{i:016x}"),
+        request_id: format!("req_{i:016x}").into(),
         kind: if i % 2 == 0 { EventKind::Reserve as u8 } else { EventKind::Call as u8 },
         key_id: format!("key_{key:016x}").into(),
         label: format!("tenant-{}/session-{}", key % 100, key % 10_000).into(),

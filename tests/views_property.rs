@@ -84,7 +84,7 @@ proptest! {
             match op {
                 Op::Reserve { key, cost } => {
                     let request_id = format!("req_{n}");
-                    let e = AuditEvent { request_id: request_id.clone(), ..event(key, EventKind::Reserve, i64::from(cost), 1, false) };
+                    let e = AuditEvent { request_id: request_id.as_str().into(), ..event(key, EventKind::Reserve, i64::from(cost), 1, false) };
                     *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += e.spend_delta;
                     open_calls.push_back((key, cost, request_id));
                     sink.append(e);
@@ -95,7 +95,7 @@ proptest! {
                         if !vendor_refused {
                             answered.push_back((key, cost, request_id.clone()));
                         }
-                        let e = AuditEvent { request_id, ..event(key, EventKind::Call, delta, 0, false) };
+                        let e = AuditEvent { request_id: request_id.into(), ..event(key, EventKind::Call, delta, 0, false) };
                         *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += delta;
                         sink.append(e);
                     }
@@ -104,7 +104,7 @@ proptest! {
                     // Settles the oldest answered call, never below zero, as the proxy does.
                     if let Some((key, cost, request_id)) = answered.pop_front() {
                         let delta = i64::from(delta).max(-i64::from(cost));
-                        let e = AuditEvent { request_id, ..event(key, EventKind::Settle, delta, 0, false) };
+                        let e = AuditEvent { request_id: request_id.into(), ..event(key, EventKind::Settle, delta, 0, false) };
                         *expected.entry((e.spend_day, e.key_id.to_string())).or_default() += delta;
                         sink.append(e);
                     }

@@ -103,7 +103,7 @@ mod tests {
             for i in 0..50u64 {
                 let (acks, sink) = (Rc::clone(&acks), sink.clone());
                 tasks.push(monoio::spawn(async move {
-                    let ev = AuditEvent { request_id: format!("req_{i}"), ..AuditEvent::default() };
+                    let ev = AuditEvent { request_id: format!("req_{i}").into(), ..AuditEvent::default() };
                     acks.append_durable(&sink, ev).await
                 }));
             }

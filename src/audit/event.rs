@@ -49,8 +49,9 @@ pub enum Decision {
 }
 
 /// rkyv wrapper: a shared string (`Arc<str>`) archived exactly as a
-/// `String` is, so sharing the key's id, label and vendor with every event
-/// (a reference count, not a copy per event) leaves the stored format alone.
+/// `String` is, so sharing the key's id, label and vendor with every event,
+/// and a request's id, method and path with each of its events (a
+/// reference count, not a copy per event), leaves the stored format alone.
 pub struct SharedStr;
 
 impl ArchiveWith<Arc<str>> for SharedStr {
@@ -86,7 +87,8 @@ pub struct AuditEvent {
     /// Tie-breaking sequence, assigned by the writer.
     pub seq: u64,
     /// Request id (also sent as `x-capgate-request-id`).
-    pub request_id: String,
+    #[rkyv(with = SharedStr)]
+    pub request_id: Arc<str>,
     /// [`EventKind`] as u8.
     pub kind: u8,
     /// Vault key id, empty if the caller was not authenticated.
@@ -99,9 +101,11 @@ pub struct AuditEvent {
     #[rkyv(with = SharedStr)]
     pub vendor: Arc<str>,
     /// Request method.
-    pub method: String,
+    #[rkyv(with = SharedStr)]
+    pub method: Arc<str>,
     /// Canonical vendor path (or the raw target when it could not be canonicalised, truncated).
-    pub path: String,
+    #[rkyv(with = SharedStr)]
+    pub path: Arc<str>,
     /// Status sent to the client.
     pub status: u16,
     /// [`Decision`] as u8.
@@ -260,6 +264,34 @@ pub struct EventView<'a> {
 }
 
 impl AuditEvent {
+    /// An event with every field empty or zero, each shared string a clone
+    /// of `empty`. The proxy passes its core's own empty string: the one
+    /// [`Default`] shares is process-wide, and every clone and drop of it is
+    /// an atomic update that the cores would contend for, per request.
+    pub fn blank(empty: &Arc<str>) -> AuditEvent {
+        AuditEvent {
+            ts_ms: 0,
+            seq: 0,
+            request_id: Arc::clone(empty),
+            kind: 0,
+            key_id: Arc::clone(empty),
+            label: Arc::clone(empty),
+            vendor: Arc::clone(empty),
+            method: Arc::clone(empty),
+            path: Arc::clone(empty),
+            status: 0,
+            decision: 0,
+            code: String::new(),
+            reserved_micros: 0,
+            settled_micros: 0,
+            spend_delta: 0,
+            spend_day: 0,
+            calls_delta: 0,
+            latency_us: 0,
+            object_id: String::new(),
+        }
+    }
+
     /// The admin API's JSON view.
     pub fn view(&self) -> EventView<'_> {
         EventView {
@@ -304,8 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_event_is_the_default_one() {
+        let empty: Arc<str> = Arc::from("");
+        let blank = AuditEvent::blank(&empty);
+        assert_eq!(blank, AuditEvent::default());
+        assert!(Arc::ptr_eq(&blank.key_id, &empty) && Arc::ptr_eq(&blank.path, &empty), "shares the given string");
+        assert_eq!(encode(&blank), encode(&AuditEvent::default()));
+    }
+
+    #[test]
     fn a_reused_encoder_writes_what_a_fresh_one_does() {
-        let long = AuditEvent { label: "flowise/".repeat(40).into(), path: "/v1/x".repeat(30), object_id: "pi_1".into(), ..Default::default() };
+        let long = AuditEvent { label: "flowise/".repeat(40).into(), path: "/v1/x".repeat(30).into(), object_id: "pi_1".into(), ..Default::default() };
         let short = AuditEvent { key_id: "k".into(), seq: 3, ..Default::default() };
         let mut enc = Encoder::default();
         for ev in [&long, &short, &long, &AuditEvent::default(), &short] {

@@ -34,12 +34,12 @@ fn csv_field(out: &mut String, s: &str) {
 pub fn csv_row(e: &AuditEvent) -> String {
     let mut out = String::with_capacity(256);
     let decision = if e.decision == super::Decision::Allowed as u8 { "allowed" } else { "refused" };
-    let texts = [clock::rfc3339(e.ts_ms), e.ts_ms.to_string(), e.seq.to_string(), e.request_id.clone(), EventKind::name(e.kind).to_string()];
+    let texts = [clock::rfc3339(e.ts_ms), e.ts_ms.to_string(), e.seq.to_string(), e.request_id.to_string(), EventKind::name(e.kind).to_string()];
     for t in &texts {
         csv_field(&mut out, t);
         out.push(',');
     }
-    for t in [&*e.key_id, &*e.label, &*e.vendor, &e.method, &e.path] {
+    for t in [&*e.key_id, &*e.label, &*e.vendor, &*e.method, &*e.path] {
         csv_field(&mut out, t);
         out.push(',');
     }

@@ -455,7 +455,7 @@ fn acknowledge(batch: &mut Vec<Msg>, ok: bool) {
 struct Pending {
     slots: Vec<Option<Msg>>,
     /// Held reserve events, by request id.
-    reserves: HashMap<String, usize>,
+    reserves: HashMap<Arc<str>, usize>,
 }
 
 impl Pending {
@@ -551,7 +551,7 @@ mod tests {
         let mut batch = out;
         assert!(w.write_batch(&mut batch));
         let events = stored(&store);
-        let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (e.request_id.as_str(), e.kind, e.spend_delta, e.calls_delta)).collect();
+        let ids: Vec<(&str, u8, i64, i32)> = events.iter().map(|e| (&*e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
         let call = EventKind::Call as u8;
         assert_eq!(ids, vec![("req_a", call, 500, 1), ("req_b", call, 0, 1), ("req_c", call, 0, 0)]);
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
@@ -664,7 +664,7 @@ mod tests {
         assert!(stored(&store).is_empty(), "everything is held until the interval's fsync");
         drop(sink);
         handle.join().unwrap();
-        let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id, e.kind, e.spend_delta, e.calls_delta)).collect();
+        let events: Vec<(String, u8, i64, i32)> = stored(&store).into_iter().map(|e| (e.request_id.to_string(), e.kind, e.spend_delta, e.calls_delta)).collect();
         // In the order they came; req_a's reserve rides in its call event.
         assert_eq!(events, vec![("req_b".into(), EventKind::Reserve as u8, 700, 1), ("req_a".into(), EventKind::Call as u8, 500, 1)]);
         let day = clock::day_of(clock::now_ms());
@@ -694,7 +694,7 @@ mod tests {
         std::thread::spawn(move || tx.send(futures_executor_block_on(rx)));
         let acked = done.recv_timeout(Duration::from_secs(5)).expect("acknowledged long before the 30 s interval");
         assert_eq!(acked, Ok(true));
-        let ids: Vec<String> = stored(&store).into_iter().map(|e| e.request_id).collect();
+        let ids: Vec<String> = stored(&store).into_iter().map(|e| e.request_id.to_string()).collect();
         assert_eq!(ids, vec!["req_a", "req_b"], "the waited-on event is written at once, after what was held before it");
         drop(sink);
         handle.join().unwrap();

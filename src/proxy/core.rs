@@ -57,6 +57,9 @@ pub struct CoreCtx {
     pub pool: RefCell<Pool>,
     /// Waiters for this core's audit events to be durable.
     pub acks: Rc<CoreAcks>,
+    /// This core's empty string, for audit events' unset shared strings
+    /// (see [`crate::audit::AuditEvent::blank`]).
+    pub empty: Arc<str>,
     core: usize,
     counter: Cell<u64>,
 }
@@ -64,11 +67,12 @@ pub struct CoreCtx {
 impl CoreCtx {
     /// A context for `core`.
     pub fn new(core: usize, shared: Arc<Shared>, ledgers: Ledgers) -> CoreCtx {
-        CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), acks: Rc::new(CoreAcks::new()), core, counter: Cell::new(0) }
+        CoreCtx { shared, ledgers, pool: RefCell::new(Pool::default()), acks: Rc::new(CoreAcks::new()), empty: Arc::from(""), core, counter: Cell::new(0) }
     }
 
-    /// A request id unique within this process run (and very likely across runs).
-    pub fn next_request_id(&self) -> String {
+    /// A request id unique within this process run (and very likely across
+    /// runs), shared by the request's audit events.
+    pub fn next_request_id(&self) -> Arc<str> {
         let n = self.counter.get();
         self.counter.set(n + 1);
         let mut id = String::with_capacity(24);
@@ -76,7 +80,7 @@ impl CoreCtx {
         push_hex(&mut id, u64::from(self.shared.boot_id), 8);
         push_hex(&mut id, (self.core & 0xff) as u64, 2);
         push_hex(&mut id, n, 10);
-        id
+        Arc::from(id)
     }
 }
 

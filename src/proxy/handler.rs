@@ -75,11 +75,10 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
     let mut ev = AuditEvent {
         ts_ms: now,
         request_id: ctx.next_request_id(),
-        method: head.method.clone(),
-        // The canonical path once routed; the raw target if refused before.
-        path: String::new(),
+        method: head.method.as_str().into(),
         spend_day: clock::day_of(now),
-        ..AuditEvent::default()
+        // The path is set once routed (canonical), or on refusal (the raw target).
+        ..AuditEvent::blank(&ctx.empty)
     };
     if head.expect_continue && head.framing != Framing::None && client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await.is_err() {
         return false;
@@ -92,7 +91,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
                 BodyError::Malformed => Refusal::bad_request("invalid_body_framing", "malformed chunked request body"),
                 _ => return false,
             };
-            ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
+            ev.path = truncated(&head.target, MAX_LOGGED_TARGET).into();
             refuse(ctx, client, &mut ev, &refusal, shape, false).await;
             client.linger().await;
             return false;
@@ -102,7 +101,7 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
         Ok(p) => p,
         Err(r) => {
             if ev.path.is_empty() {
-                ev.path = truncated(&head.target, MAX_LOGGED_TARGET).to_string();
+                ev.path = truncated(&head.target, MAX_LOGGED_TARGET).into();
             }
             return refuse(ctx, client, &mut ev, &r, shape, head.keep_alive).await;
         }
@@ -115,8 +114,8 @@ pub async fn handle(ctx: &CoreCtx, head: RequestHead, client: &mut Conn<TcpStrea
 fn decide(ctx: &CoreCtx, head: &RequestHead, body: Bytes, now: u64, ev: &mut AuditEvent) -> Result<Plan, Refusal> {
     let shared = &ctx.shared;
     let route = route::route(&head.target, |v| shared.vendors.get(v).is_some())?;
-    ev.vendor = route.vendor.clone().unwrap_or_default();
-    ev.path = route.path.clone();
+    ev.vendor = route.vendor.clone().unwrap_or_else(|| Arc::clone(&ctx.empty));
+    ev.path = route.path.as_str().into();
     let token = route::presented_token(&head.headers).ok_or_else(Refusal::invalid_key)?;
     let key = shared.registry.find(&token).ok_or_else(Refusal::invalid_key)?;
     ev.key_id = key.id.clone();
@@ -460,7 +459,7 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
     ev.code = r.code.to_string();
     let retry: &[u8] = if r.safe_to_retry() { b"true" } else { b"false" };
     let mut headers = vec![
-        ("x-capgate-request-id".to_string(), ev.request_id.clone().into_bytes()),
+        ("x-capgate-request-id".to_string(), ev.request_id.as_bytes().to_vec()),
         ("x-should-retry".to_string(), retry.to_vec()),
         ("stripe-should-retry".to_string(), retry.to_vec()),
     ];
@@ -472,7 +471,7 @@ async fn refuse(ctx: &CoreCtx, client: &mut Conn<TcpStream>, ev: &mut AuditEvent
     let resend_route = ctx.shared.vendors.get(&ev.vendor).is_some_and(|v| v.kind == VendorKind::Resend);
     let shape = if shape == BodyShape::Flat && resend_route { BodyShape::Resend } else { shape };
     if shape == BodyShape::Stripe {
-        headers.push(("request-id".to_string(), ev.request_id.clone().into_bytes()));
+        headers.push(("request-id".to_string(), ev.request_id.as_bytes().to_vec()));
     }
     let body = r.shaped_body(shape, &ev.request_id);
     client.write_all(simple_response(r.status, "application/json", &headers, &body, keep_alive)).await.is_ok() && keep_alive

@@ -48,7 +48,7 @@ async fn serve_conn(stream: TcpStream, ctx: Rc<CoreCtx>) {
                     decision: Decision::Refused as u8,
                     code: r.code.to_string(),
                     spend_day: clock::day_of(now),
-                    ..AuditEvent::default()
+                    ..AuditEvent::blank(&ctx.empty)
                 });
                 let _ = conn.write_all(simple_response(r.status, "application/json", &[], &r.body(&request_id), false)).await;
                 return;
