@@ -43,6 +43,12 @@ pub struct Params<'a> {
     json: Option<Value>,
     /// A non-empty body that gave no parameters (multipart, plain text, …).
     opaque: Option<&'a [u8]>,
+    /// The query and the form body (empty if the body is not a form) as
+    /// sent, for [`Self::write_canonical`].
+    sent: (&'a [u8], &'a [u8]),
+    /// Folding them into `fields` lost how they were spelled: an array key,
+    /// a repeated key, or a name in both.
+    folded: bool,
 }
 
 /// How the body is to be read.
@@ -55,32 +61,71 @@ enum BodyKind {
 impl<'a> Params<'a> {
     /// Parses the query and body. Invalid JSON → [`PriceError::BadBody`].
     pub fn parse(query: &'a str, content_type: Option<&str>, body: &'a [u8]) -> Result<Self, PriceError> {
-        let mut fields = form_fields(query.as_bytes());
-        let (mut json, mut opaque) = (None, None);
+        let mut folded = false;
+        let mut fields = form_fields(query.as_bytes(), &mut folded);
+        let (mut json, mut opaque, mut form) = (None, None, &[][..]);
         match body_kind(content_type, body) {
             BodyKind::Json => {
                 json = Some(serde_json::from_slice(body).map_err(|_| PriceError::BadBody)?)
             }
-            BodyKind::Form => fields.extend(form_fields(body)),
+            BodyKind::Form => {
+                form = body;
+                for (name, value) in form_fields(body, &mut folded) {
+                    folded |= fields.insert(name, value).is_some();
+                }
+            }
             BodyKind::Opaque => opaque = Some(body).filter(|b| !b.is_empty()),
         }
-        Ok(Params { fields, json, opaque })
+        Ok(Params { fields, json, opaque, sent: (query.as_bytes(), form), folded })
     }
 
     /// Writes a canonical form of the parameters to `out`, for telling
     /// requests apart: equal for the same parameters in another order (form
     /// fields by name, JSON object keys sorted) or JSON spacing; different
-    /// for any other change. Query and form fields by name, each value
-    /// length-prefixed, array elements in order; then the JSON body
-    /// re-serialised; then an opaque body's bytes.
+    /// for any other change. Query and form fields by name, each name and
+    /// value length-prefixed, then the query as sent (so a field in the
+    /// query and the same field in the body differ); then the JSON body
+    /// re-serialised; then an opaque body's bytes. When parsing folded
+    /// spellings together (`to[]`, `to[0]`, a repeated key, a name in both
+    /// query and body), the query and the form body are written instead as
+    /// their decoded pairs, each stably sorted by name: the order of a
+    /// name's values is kept, and no two spellings a vendor may read
+    /// differently write the same.
     ///
     /// # Errors
     /// Only those of `out`.
     pub fn write_canonical(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        fn part(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
-            out.write_all(&(bytes.len() as u64).to_be_bytes())?;
-            out.write_all(bytes)
+        let (query, form) = self.sent;
+        if self.folded {
+            for (section, raw) in [(&b"query"[..], query), (b"form", form)] {
+                let mut pairs: Vec<_> = form_urlencoded::parse(raw).collect();
+                pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a name's values keep their order
+                out.write_all(section)?;
+                out.write_all(&(pairs.len() as u64).to_be_bytes())?;
+                for (name, value) in &pairs {
+                    part(out, name.as_bytes())?;
+                    part(out, value.as_bytes())?;
+                }
+            }
+        } else {
+            self.write_fields(out)?;
+            out.write_all(b"query")?;
+            part(out, query)?;
         }
+        if let Some(v) = &self.json {
+            out.write_all(b"json")?;
+            serde_json::to_writer(&mut *out, v)?;
+        }
+        if let Some(raw) = self.opaque {
+            out.write_all(b"raw")?;
+            part(out, raw)?;
+        }
+        Ok(())
+    }
+
+    /// The fields part of [`Self::write_canonical`], when each field came
+    /// from one pair.
+    fn write_fields(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         out.write_all(b"fields")?;
         for (name, value) in &self.fields {
             part(out, name.as_bytes())?;
@@ -99,14 +144,6 @@ impl<'a> Params<'a> {
                 // Form fields are text; JSON values live in `json`.
                 ParamValue::Num(_) | ParamValue::Bool(_) => out.write_all(b"?")?,
             }
-        }
-        if let Some(v) = &self.json {
-            out.write_all(b"json")?;
-            serde_json::to_writer(&mut *out, v)?;
-        }
-        if let Some(raw) = self.opaque {
-            out.write_all(b"raw")?;
-            part(out, raw)?;
         }
         Ok(())
     }
@@ -155,6 +192,12 @@ impl<'a> Params<'a> {
     pub fn raw_json(&self) -> Option<&Value> {
         self.json.as_ref()
     }
+}
+
+/// Writes `bytes` with its length in front, so parts cannot run together.
+fn part(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_be_bytes())?;
+    out.write_all(bytes)
 }
 
 /// Strict decimal `u64`: ASCII digits only, no sign or spaces.
@@ -223,17 +266,20 @@ fn media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
-fn form_fields(bytes: &[u8]) -> BTreeMap<Cow<'_, str>, ParamValue<'_>> {
+/// Form pairs by name, array spellings folded into one array. Sets
+/// `folded` when a name was spelled as an array or came more than once.
+fn form_fields<'a>(bytes: &'a [u8], folded: &mut bool) -> BTreeMap<Cow<'a, str>, ParamValue<'a>> {
     let mut fields = BTreeMap::new();
     for (key, value) in form_urlencoded::parse(bytes) {
         let base = match &key {
             Cow::Borrowed(k) => array_base(k).map(Cow::Borrowed),
             Cow::Owned(k) => array_base(k).map(|b| Cow::Owned(b.to_owned())),
         };
-        match base {
+        *folded |= base.is_some();
+        *folded |= match base {
             Some(base) => push(&mut fields, base, value, true),
             None => push(&mut fields, key, value, false),
-        }
+        };
     }
     fields
 }
@@ -250,7 +296,8 @@ fn array_base(key: &str) -> Option<&str> {
     }
 }
 
-fn push<'a>(fields: &mut BTreeMap<Cow<'a, str>, ParamValue<'a>>, key: Cow<'a, str>, value: Cow<'a, str>, array: bool) {
+/// Adds a pair; `true` when its name was already there.
+fn push<'a>(fields: &mut BTreeMap<Cow<'a, str>, ParamValue<'a>>, key: Cow<'a, str>, value: Cow<'a, str>, array: bool) -> bool {
     match fields.entry(key) {
         Entry::Vacant(slot) => {
             slot.insert(if array {
@@ -258,6 +305,7 @@ fn push<'a>(fields: &mut BTreeMap<Cow<'a, str>, ParamValue<'a>>, key: Cow<'a, st
             } else {
                 ParamValue::Str(value)
             });
+            false
         }
         Entry::Occupied(mut slot) => {
             let existing = slot.get_mut();
@@ -268,6 +316,7 @@ fn push<'a>(fields: &mut BTreeMap<Cow<'a, str>, ParamValue<'a>>, key: Cow<'a, st
                 }
                 ParamValue::Num(_) | ParamValue::Bool(_) => *existing = ParamValue::Str(value),
             }
+            true
         }
     }
 }

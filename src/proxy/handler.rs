@@ -509,6 +509,14 @@ mod tests {
         assert_ne!(a, fp("key_1", "", form, b"amount=100&currency=usd&description="), "an empty field counts");
         assert_ne!(fp("k", "", form, b"a=bc"), fp("k", "", form, b"ab=c"), "names and values are length-prefixed");
         assert_ne!(fp("k", "", form, b"to[]=a&to[]=b"), fp("k", "", form, b"to[]=b&to[]=a"), "array order counts");
+        assert_eq!(fp("k", "", form, b"to[]=a&x=1&to[]=b"), fp("k", "", form, b"x=1&to[]=a&to[]=b"), "other fields may move around an array");
+        assert_eq!(fp("k", "", form, b"to[0]=a&to[1]=b"), fp("k", "", form, b"to[1]=b&to[0]=a"), "indexed elements by index");
+        // Spellings that parse to the same fields but that a vendor may read differently.
+        assert_ne!(fp("k", "", form, b"a=1&a=2"), fp("k", "", form, b"a[]=1&a[]=2"), "a repeated key is not an array");
+        assert_ne!(fp("k", "", form, b"to[0]=a&to[1]=b"), fp("k", "", form, b"to[1]=a&to[0]=b"), "indexes count");
+        assert_ne!(fp("k", "", form, b"a[]=1"), fp("k", "", form, b"a[0]=1"), "array spellings are kept");
+        assert_ne!(fp("k", "amount=1", form, b"amount=2"), fp("k", "amount=3", form, b"amount=2"), "a name in both query and body");
+        assert_ne!(fp("k", "a=1", form, b"b=2"), fp("k", "", form, b"a=1&b=2"), "query and body are apart");
         let json = Some("application/json");
         assert_eq!(fp("k", "", json, br#"{"a":1,"b":2}"#), fp("k", "", json, br#"{"b":2, "a":1}"#));
         assert_ne!(fp("k", "", json, br#"{"a":1,"b":2}"#), fp("k", "", json, br#"{"a":1,"b":3}"#));
