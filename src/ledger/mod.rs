@@ -58,7 +58,7 @@ pub struct Reserve {
 /// Duplicate-guard input.
 #[derive(Debug, Clone, Copy)]
 pub struct Dedupe {
-    /// Fingerprint of (key, method, path, canonical body).
+    /// Fingerprint of (key, method, path, canonical parameters).
     pub fingerprint: [u8; 16],
     /// Now, Unix ms.
     pub now_ms: u64,

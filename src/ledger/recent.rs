@@ -2,8 +2,8 @@
 //! who asked what, when, in arrival order, at most a fixed number per key.
 //!
 //! Every guarded reserve looks a fingerprint up among up to 256 entries, so
-//! the lookup scans a one-byte tag per entry (four cache lines, which the
-//! compiler vectorises) and reads a full entry only where its tag matches.
+//! the lookup scans a one-byte tag per entry (four cache lines, compared 32
+//! at a time) and reads a full entry only where its tag matches.
 
 use std::collections::VecDeque;
 

@@ -109,9 +109,8 @@ fn amount(params: &Params) -> Result<Option<u64>, PriceError> {
     }
 }
 
-/// Lowercased `currency`: absent → `None`; not one string → error.
-/// The request's currency code as sent (trimmed); [`CurrencyRates`]
-/// ignores its case.
+/// The request's `currency` as sent (trimmed; [`CurrencyRates`] ignores
+/// its case): absent → `None`; empty or not one string → error.
 fn currency<'p>(params: &'p Params) -> Result<Option<Cow<'p, str>>, PriceError> {
     match params.get("currency") {
         None => Ok(None),

@@ -181,8 +181,8 @@ pub fn start(cfg: Config) -> Result<Running, String> {
             let acks = Rc::clone(&ctx.acks);
             monoio::spawn(async move { acks.dispatch().await });
             if fault_stop == Some(core) {
-                // Let the inbox task start, so its end closes the inbox.
-                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                // Stops before the inbox task is first polled: dropping it
+                // with the runtime still closes the inbox.
                 return;
             }
             match monoio::net::TcpListener::from_std(listener) {
