@@ -123,26 +123,16 @@ impl<'a> Params<'a> {
         Ok(())
     }
 
-    /// The fields part of [`Self::write_canonical`], when each field came
-    /// from one pair.
+    /// The fields part of [`Self::write_canonical`] when nothing was
+    /// folded: each field is then one pair's text.
     fn write_fields(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         out.write_all(b"fields")?;
         for (name, value) in &self.fields {
             part(out, name.as_bytes())?;
             match value {
-                ParamValue::Str(s) => {
-                    out.write_all(b"s")?;
-                    part(out, s.as_bytes())?;
-                }
-                ParamValue::Array(items) => {
-                    out.write_all(b"a")?;
-                    out.write_all(&(items.len() as u64).to_be_bytes())?;
-                    for item in items {
-                        part(out, item.as_bytes())?;
-                    }
-                }
-                // Form fields are text; JSON values live in `json`.
-                ParamValue::Num(_) | ParamValue::Bool(_) => out.write_all(b"?")?,
+                ParamValue::Str(s) => part(out, s.as_bytes())?,
+                // Only folding makes arrays; JSON values live in `json`.
+                ParamValue::Array(_) | ParamValue::Num(_) | ParamValue::Bool(_) => out.write_all(b"?")?,
             }
         }
         Ok(())
