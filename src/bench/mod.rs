@@ -498,13 +498,17 @@ fn print_report(rows: &[&Row], s: &Value) {
     let f = |k: &str| s[k].as_f64().map_or("n/a".to_string(), |v| format!("{v:.2}"));
     let i = |k: &str| s[k].as_i64().map_or("n/a".to_string(), |v| v.to_string());
     let by_round: Vec<String> = s["capgate_vs_nginx_throughput_by_round"].as_array().into_iter().flatten().filter_map(Value::as_f64).map(|v| format!("{v:.2}")).collect();
-    if by_round.len() > 1 {
+    let nginx_measured = s["capgate_vs_nginx_throughput"].is_f64();
+    if !nginx_measured {
+        println!("capgate/nginx throughput: n/a (nginx was not measured)");
+    } else if by_round.len() > 1 {
         println!("capgate/nginx throughput: {}x (median of {} rounds: {})", f("capgate_vs_nginx_throughput"), by_round.len(), by_round.join(", "));
         println!("added latency over direct, medians over the rounds:");
     } else {
         println!("capgate/nginx throughput: {}x", f("capgate_vs_nginx_throughput"));
     }
-    println!("added latency over direct: capgate p50 {} µs, p99 {} µs; nginx p50 {} µs, p99 {} µs", i("capgate_added_p50_us"), i("capgate_added_p99_us"), i("nginx_added_p50_us"), i("nginx_added_p99_us"));
+    let nginx_added = if s["nginx_added_p50_us"].is_null() { String::new() } else { format!("; nginx p50 {} µs, p99 {} µs", i("nginx_added_p50_us"), i("nginx_added_p99_us")) };
+    println!("added latency over direct: capgate p50 {} µs, p99 {} µs{nginx_added}", i("capgate_added_p50_us"), i("capgate_added_p99_us"));
     println!("keys: {} issued in {:.2} s; resident memory per key: {} bytes", s["load"]["keys"], s["key_issue_seconds"].as_f64().unwrap_or(0.0), f("resident_bytes_per_key"));
     println!("overspend: {} of {} keys checked spent more than their cap", s["keys_overspent"], s["keys_checked_for_overspend"]);
 }
