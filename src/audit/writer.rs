@@ -1,8 +1,7 @@
 //! The audit writer thread. Cores hand events to an [`AuditSink`] (a
 //! crossbeam channel); one thread drains it in batches, assigns sequence
-//! numbers, writes events in fjall batches of up to [`WRITE_CHUNK`], giving
-//! its core back between them (about once a second with a checkpoint of the
-//! spend totals they changed, see [`super::spend`]), and
+//! numbers, writes events in one fjall batch (about once a second with a
+//! checkpoint of the spend totals they changed, see [`super::spend`]), and
 //! group-commits: in `Sync` mode the batch is fsynced before any
 //! waiting caller is acknowledged (proxy cores once per batch, through
 //! [`super::acks`]). It holds events nobody waits on until the next fsync,
@@ -132,9 +131,6 @@ impl AuditSink {
 }
 
 const MAX_BATCH: usize = 4096;
-/// Most events written in one fjall batch (a few hundred microseconds of
-/// work); a longer batch is written in chunks, yielding between them.
-const WRITE_CHUNK: usize = 256;
 /// Nice value of an interval-mode writer (a sync-mode writer keeps the
 /// proxy's priority: answers wait on it).
 const INTERVAL_WRITER_NICE: i32 = 5;
@@ -265,7 +261,6 @@ impl Writer {
         // more than fjall's inserts (reallocation copies and fresh pages).
         let mut incoming: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
         let mut batch: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
-        let mut yielder = crate::runtime::Yielder::default();
         while open {
             match self.durability {
                 // Waiters are acknowledged per batch: block until work comes.
@@ -299,12 +294,7 @@ impl Writer {
             }
             let mut ok = true;
             if !batch.is_empty() {
-                // In chunks, yielding between them: an interval's batch is a
-                // few milliseconds of work a proxy worker may wait behind.
-                for chunk in batch.chunks_mut(WRITE_CHUNK) {
-                    ok &= self.write_batch(chunk);
-                    yielder.tick();
-                }
+                ok = self.write_batch(&mut batch);
                 healthy.store(ok, Ordering::Relaxed);
             }
             if sync_now {
@@ -665,54 +655,6 @@ mod tests {
         drop(sink);
         handle.join().unwrap();
         drop(dir);
-    }
-
-    /// Runs a sync-mode writer over `n` queued reserves and one waited-on
-    /// event (one batch of `n + 1`), failing every write from event
-    /// `fail_after` on; returns the store, what the waiter was told and
-    /// whether the sink stayed healthy.
-    fn run_one_long_batch(n: usize, fail_after: Option<u64>) -> (tempfile::TempDir, Arc<Store>, Result<Option<bool>, oneshot::Canceled>, bool) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let mut w = Writer::new(Arc::clone(&store), Durability::Sync).unwrap();
-        w.fail_after = fail_after;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        for i in 0..n {
-            tx.send(Msg { event: event(&format!("req_{i}"), EventKind::Reserve, 1, 1), ack: None }).unwrap();
-        }
-        let (ack, mut told) = oneshot::channel();
-        tx.send(Msg { event: event("req_last", EventKind::Reserve, 1, 1), ack: Some(Ack::Oneshot(ack)) }).unwrap();
-        drop(tx);
-        let healthy = AtomicBool::new(true);
-        w.run(&rx, &healthy);
-        (dir, store, told.try_recv(), healthy.load(Ordering::Relaxed))
-    }
-
-    #[test]
-    fn a_batch_longer_than_a_chunk_is_written_whole_and_in_order() {
-        let n = 3 * WRITE_CHUNK + 7;
-        let (_dir, store, told, healthy) = run_one_long_batch(n, None);
-        assert_eq!((told, healthy), (Ok(Some(true)), true));
-        let events = stored(&store);
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (0..=n as u64).collect::<Vec<_>>());
-        let ids: Vec<String> = events.iter().map(|e| e.request_id.to_string()).collect();
-        let expected: Vec<String> = (0..n).map(|i| format!("req_{i}")).chain(["req_last".to_string()]).collect();
-        assert_eq!(ids, expected);
-        let day = clock::day_of(clock::now_ms());
-        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), n as u64 + 1, n as u32 + 1)]);
-    }
-
-    #[test]
-    fn a_failed_chunk_fails_the_whole_batchs_waiters_and_counts_only_what_was_written() {
-        let n = 3 * WRITE_CHUNK + 7;
-        // The first two chunks are written; the third and fourth fail.
-        let (_dir, store, told, healthy) = run_one_long_batch(n, Some(2 * WRITE_CHUNK as u64));
-        assert_eq!((told, healthy), (Ok(Some(false)), false), "the waiter's event was in a failed chunk: fail closed");
-        assert_eq!(stored(&store).len(), 2 * WRITE_CHUNK);
-        let day = clock::day_of(clock::now_ms());
-        let written = 2 * WRITE_CHUNK;
-        assert_eq!(spend::spend_for_day(&store, day).unwrap(), vec![("key_1".to_string(), written as u64, written as u32)]);
     }
 
     #[test]

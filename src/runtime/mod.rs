@@ -95,33 +95,3 @@ pub fn lower_thread_priority(nice: i32) {
         tracing::debug!(error = %e, nice, "could not lower a background thread's priority");
     }
 }
-
-/// How long a background thread runs before it offers its core to a proxy
-/// worker. A lowered priority alone does not bound that: the scheduler lets
-/// a running thread finish its slice (milliseconds) before a woken worker
-/// gets the core, and a request waiting that long is a latency tail.
-pub const BACKGROUND_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
-
-/// Lets a background thread (the audit writer, the view compactor) give its
-/// core back every [`BACKGROUND_SLICE`] of work: [`Yielder::tick`] between
-/// steps yields once a slice has passed since the last yield. A yield with
-/// nothing else waiting returns at once.
-pub struct Yielder {
-    since: std::time::Instant,
-}
-
-impl Default for Yielder {
-    fn default() -> Self {
-        Yielder { since: std::time::Instant::now() }
-    }
-}
-
-impl Yielder {
-    /// Yields the core if this thread has worked a slice since it last did.
-    pub fn tick(&mut self) {
-        if self.since.elapsed() >= BACKGROUND_SLICE {
-            std::thread::yield_now();
-            self.since = std::time::Instant::now();
-        }
-    }
-}

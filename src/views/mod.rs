@@ -22,7 +22,6 @@ use serde::Serialize;
 
 use crate::audit::event::{decode, parse_storage_key, storage_key, with_spend_fields, AuditEvent, Decision, EventKind, SpendFields};
 use crate::clock;
-use crate::runtime::Yielder;
 use crate::store::Store;
 
 const CURSOR: &str = "views_cursor";
@@ -208,17 +207,11 @@ impl Compactor {
         let mut n = 0;
         let mut scratch = rkyv::util::AlignedVec::<16>::new();
         let mut row = Vec::new();
-        // A pass folds up to half a second of traffic: it yields between
-        // steps so a proxy worker sharing the core does not wait it out.
-        let mut yielder = Yielder::default();
         for g in store.audit.range(start..).take(max_events) {
             let (k, v) = g.into_inner().map_err(|e| format!("store: {e}"))?;
             n += 1;
             last = Some(k);
             with_spend_fields(&v, &mut scratch, |ev| fold_event(&mut deltas, &mut row, &ev));
-            if n % 64 == 0 {
-                yielder.tick();
-            }
         }
         let Some(last) = last else { return Ok(0) };
         let mut batch = store.db.batch();
@@ -226,10 +219,7 @@ impl Compactor {
         for (row, delta) in deltas {
             let mut total = match self.known.get(&row) {
                 Some(t) => *t,
-                None => {
-                    yielder.tick();
-                    store.views.get(&row).map_err(|e| format!("store: {e}"))?.and_then(|v| Totals::decode(&v)).unwrap_or_default()
-                }
+                None => store.views.get(&row).map_err(|e| format!("store: {e}"))?.and_then(|v| Totals::decode(&v)).unwrap_or_default(),
             };
             total.add(&delta);
             batch.insert(&store.views, row.as_slice(), total.encode().as_slice());
