@@ -50,21 +50,12 @@ impl Recent {
         let fp = pack(fingerprint);
         let t = tag(&fp);
         let (a, b) = self.tags.as_slices();
-        for (offset, tags) in [(0, a), (a.len(), b)] {
-            let mut found = None;
-            for_each_match(tags, t, |i| {
+        [(0, a), (a.len(), b)].into_iter().find_map(|(offset, tags)| {
+            first_match(tags, t, |i| {
                 let (f, seen) = self.items[offset + i];
-                if f == fp && d.in_window(seen) {
-                    found = Some(seen);
-                    return true;
-                }
-                false
-            });
-            if found.is_some() {
-                return found;
-            }
-        }
-        None
+                (f == fp && d.in_window(seen)).then_some(seen)
+            })
+        })
     }
 
     /// Remembers `fingerprint` as first seen at `d.now_ms`. When `max` are
@@ -119,10 +110,10 @@ impl Recent {
 }
 
 /// Calls `f` with the index of each byte of `tags` equal to `t`, in
-/// order, until `f` returns `true`. Compares 32 tags at a time into a bit
-/// mask (one vector compare), so a scan costs a few instructions per 32
+/// order, and returns its first `Some`. Compares 32 tags at a time into a
+/// bit mask (one vector compare), so a scan costs a few instructions per 32
 /// entries rather than a branch per entry.
-fn for_each_match(tags: &[u8], t: u8, mut f: impl FnMut(usize) -> bool) {
+fn first_match<R>(tags: &[u8], t: u8, mut f: impl FnMut(usize) -> Option<R>) -> Option<R> {
     const LANES: usize = 32;
     let mut chunks = tags.chunks_exact(LANES);
     let mut base = 0;
@@ -132,18 +123,14 @@ fn for_each_match(tags: &[u8], t: u8, mut f: impl FnMut(usize) -> bool) {
             mask |= u32::from(g == t) << j;
         }
         while mask != 0 {
-            if f(base + mask.trailing_zeros() as usize) {
-                return;
+            if let Some(r) = f(base + mask.trailing_zeros() as usize) {
+                return Some(r);
             }
             mask &= mask - 1;
         }
         base += LANES;
     }
-    for (j, &g) in chunks.remainder().iter().enumerate() {
-        if g == t && f(base + j) {
-            return;
-        }
-    }
+    chunks.remainder().iter().enumerate().filter(|&(_, &g)| g == t).find_map(|(j, _)| f(base + j))
 }
 
 #[cfg(test)]
@@ -252,18 +239,18 @@ mod tests {
             for t in 0..5u8 {
                 let want: Vec<usize> = tags.iter().enumerate().filter(|&(_, &g)| g == t).map(|(i, _)| i).collect();
                 let mut got = Vec::new();
-                for_each_match(&tags, t, |i| {
+                let none = first_match(&tags, t, |i| {
                     got.push(i);
-                    false
+                    None::<usize>
                 });
-                assert_eq!(got, want, "len {len}, tag {t}");
+                assert_eq!((got, none), (want.clone(), None), "len {len}, tag {t}");
                 if let Some(&third) = want.get(2) {
                     let mut seen = Vec::new();
-                    for_each_match(&tags, t, |i| {
+                    let hit = first_match(&tags, t, |i| {
                         seen.push(i);
-                        i == third
+                        (i == third).then_some(i)
                     });
-                    assert_eq!(seen, want[..3], "stops at the first `true`");
+                    assert_eq!((seen.as_slice(), hit), (&want[..3], Some(third)), "stops at the first `Some` and returns it");
                 }
             }
         }
