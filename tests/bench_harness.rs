@@ -33,3 +33,24 @@ fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
     assert!((10.0..=40.0).contains(&spent), "spent ${spent} over 40 keys with $1 caps");
     assert!(v["capgate_vs_nginx_throughput"].is_null(), "no nginx, no ratio");
 }
+
+#[test]
+fn a_paced_run_holds_its_rate_and_counts_late_sends() {
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(["bench", "--keys", "20", "--tenants", "2", "--connections", "4", "--duration", "2", "--cap-usd", "1000", "--no-nginx", "--rate", "400", "--json"])
+        .output()
+        .expect("capgate bench runs");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["load"]["rate"], 400.0);
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "direct and capgate");
+    for r in rows {
+        assert_eq!(r["errors"], 0, "{r}");
+        // Paced, not closed-loop: well under what loopback could do, near 400.
+        let rps = r["rps"].as_f64().unwrap_or(0.0);
+        assert!((300.0..=500.0).contains(&rps), "{r}");
+        let late = r["late_sends"].as_u64().expect("late_sends is reported");
+        assert!(late < 80, "most sends leave on their slot: {r}");
+    }
+}

@@ -113,6 +113,10 @@ pub struct Outcome {
     pub errors: u64,
     /// Completed requests in the measured window.
     pub completed: u64,
+    /// Paced sends (with a rate) that went out more than one interval after
+    /// their slot: the generator fell behind, so the latency it recorded for
+    /// them leaves out the wait.
+    pub late_sends: u64,
     /// Measured window.
     pub elapsed: Duration,
     /// CPU seconds the generator itself used.
@@ -123,6 +127,42 @@ struct ThreadResult {
     latency: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
+    late_sends: u64,
+}
+
+impl ThreadResult {
+    fn new() -> ThreadResult {
+        ThreadResult { latency: new_hist(), statuses: BTreeMap::new(), errors: 0, late_sends: 0 }
+    }
+
+    fn merge(&mut self, r: ThreadResult) {
+        let _ = self.latency.add(&r.latency);
+        for (s, n) in r.statuses {
+            *self.statuses.entry(s).or_default() += n;
+        }
+        self.errors += r.errors;
+        self.late_sends += r.late_sends;
+    }
+}
+
+/// When one paced connection sends: every `interval`, starting `phase`
+/// after the common epoch. Phases are spread evenly over one interval so
+/// that the connections' requests interleave instead of leaving together
+/// in one burst per interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pace {
+    first: Instant,
+    interval: Duration,
+}
+
+impl Pace {
+    /// The pace of connection `conn` (0-based, over all generator threads)
+    /// of `connections` sharing `rate` requests per second.
+    fn of(conn: usize, connections: usize, rate: f64, epoch: Instant) -> Pace {
+        let connections = connections.max(1);
+        let interval = Duration::from_secs_f64(connections as f64 / rate.max(1.0));
+        Pace { first: epoch + interval.mul_f64(conn as f64 / connections as f64), interval }
+    }
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -152,28 +192,27 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_before = super::procs::self_cpu_secs();
-    let per_conn_interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1.0)));
-    let handles: Vec<_> = (0..threads.max(1))
+    let threads = threads.max(1);
+    // Paced connections start from a common epoch, each at its own phase.
+    let epoch = Instant::now() + Duration::from_millis(50);
+    let mut first_conn = 0;
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let conns = connections / threads.max(1) + usize::from(t < connections % threads.max(1));
+            let conns = connections / threads + usize::from(t < connections % threads);
+            let base = first_conn;
+            first_conn += conns;
             let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
             std::thread::spawn(move || {
                 crate::runtime::block_on(Driver::Epoll, move || async move {
                     let mut tasks = Vec::new();
                     for c in 0..conns {
                         let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
-                        tasks.push(monoio::spawn(async move {
-                            connection(addr, work, (t * 10_000 + c) as u64 + 1, done, measuring, stop, per_conn_interval).await
-                        }));
+                        let pace = rate.map(|r| Pace::of(base + c, connections, r, epoch));
+                        tasks.push(monoio::spawn(async move { connection(addr, work, (t * 10_000 + c) as u64 + 1, done, measuring, stop, pace).await }));
                     }
-                    let mut merged = ThreadResult { latency: new_hist(), statuses: BTreeMap::new(), errors: 0 };
+                    let mut merged = ThreadResult::new();
                     for task in tasks {
-                        let r = task.await;
-                        let _ = merged.latency.add(&r.latency);
-                        for (s, n) in r.statuses {
-                            *merged.statuses.entry(s).or_default() += n;
-                        }
-                        merged.errors += r.errors;
+                        merged.merge(task.await);
                     }
                     merged
                 })
@@ -199,25 +238,21 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
     if progress {
         eprintln!();
     }
-    let mut out = Outcome { latency: new_hist(), statuses: BTreeMap::new(), errors: 0, completed, elapsed, generator_cpu_secs: cpu_end - cpu_start };
     let _ = cpu_before;
+    let mut all = ThreadResult::new();
     for h in handles {
         if let Ok(Ok(r)) = h.join() {
-            let _ = out.latency.add(&r.latency);
-            for (s, n) in r.statuses {
-                *out.statuses.entry(s).or_default() += n;
-            }
-            out.errors += r.errors;
+            all.merge(r);
         }
     }
-    out
+    Outcome { latency: all.latency, statuses: all.statuses, errors: all.errors, completed, elapsed, late_sends: all.late_sends, generator_cpu_secs: cpu_end - cpu_start }
 }
 
-async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, interval: Option<Duration>) -> ThreadResult {
-    let mut res = ThreadResult { latency: new_hist(), statuses: BTreeMap::new(), errors: 0 };
+async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, pace: Option<Pace>) -> ThreadResult {
+    let mut res = ThreadResult::new();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut seq = seed << 32;
-    let mut next_send = Instant::now();
+    let mut next_send = pace.map_or_else(Instant::now, |p| p.first);
     'reconnect: while !stop.load(Ordering::Relaxed) {
         let Ok(stream) = TcpStream::connect_addr(addr).await else {
             res.errors += 1;
@@ -227,12 +262,14 @@ async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<
         let _ = stream.set_nodelay(true);
         let mut conn = Conn::new(stream);
         while !stop.load(Ordering::Relaxed) {
-            if let Some(iv) = interval {
+            if let Some(p) = pace {
                 let now = Instant::now();
                 if next_send > now {
                     monoio::time::sleep(next_send - now).await;
+                } else if now - next_send > p.interval && measuring.load(Ordering::Relaxed) {
+                    res.late_sends += 1;
                 }
-                next_send += iv;
+                next_send += p.interval;
             }
             seq += 1;
             let (_, bytes) = work.pick(&mut rng, seq);
@@ -264,4 +301,22 @@ async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<
         }
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_connections_are_spread_evenly_over_one_interval() {
+        let epoch = Instant::now();
+        // 4 connections sharing 1,000 req/s: each sends every 4 ms, 1 ms apart.
+        let paces: Vec<Pace> = (0..4).map(|c| Pace::of(c, 4, 1000.0, epoch)).collect();
+        for (c, p) in paces.iter().enumerate() {
+            assert_eq!(p.interval, Duration::from_millis(4));
+            assert_eq!(p.first - epoch, Duration::from_millis(c as u64), "connection {c}");
+        }
+        // A zero rate or no connections still gives a finite pace.
+        assert_eq!(Pace::of(0, 0, 0.0, epoch).interval, Duration::from_secs(1));
+    }
 }

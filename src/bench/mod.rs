@@ -87,6 +87,8 @@ pub struct Row {
     pub generator_cpu_secs: f64,
     /// Generator saturated its cores (its figures are a floor, not the proxy's limit).
     pub generator_saturated: bool,
+    /// Paced sends that left more than one interval behind their slot.
+    pub late_sends: u64,
 }
 
 impl Row {
@@ -105,6 +107,7 @@ impl Row {
             proxy_peak_rss_kib: rss,
             generator_cpu_secs: o.generator_cpu_secs,
             generator_saturated: o.generator_cpu_secs / secs > 0.9 * gen_cores as f64,
+            late_sends: o.late_sends,
         }
     }
 
@@ -114,6 +117,7 @@ impl Row {
             "statuses": self.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "errors": self.errors, "proxy_cpu_secs": self.proxy_cpu_secs, "proxy_peak_rss_kib": self.proxy_peak_rss_kib,
             "generator_cpu_secs": self.generator_cpu_secs, "generator_saturated": self.generator_saturated,
+            "late_sends": self.late_sends,
         })
     }
 }
@@ -509,6 +513,10 @@ fn print_report(rows: &[&Row], s: &Value) {
     }
     let nginx_added = if s["nginx_added_p50_us"].is_null() { String::new() } else { format!("; nginx p50 {} µs, p99 {} µs", i("nginx_added_p50_us"), i("nginx_added_p99_us")) };
     println!("added latency over direct: capgate p50 {} µs, p99 {} µs{nginx_added}", i("capgate_added_p50_us"), i("capgate_added_p99_us"));
+    if !s["load"]["rate"].is_null() {
+        let late: Vec<String> = rows.iter().map(|r| format!("{} {}", r.name, r.late_sends)).collect();
+        println!("paced sends more than one interval behind their slot (their wait is not in the latency): {}", late.join(", "));
+    }
     println!("keys: {} issued in {:.2} s; resident memory per key: {} bytes", s["load"]["keys"], s["key_issue_seconds"].as_f64().unwrap_or(0.0), f("resident_bytes_per_key"));
     println!("overspend: {} of {} keys checked spent more than their cap", s["keys_overspent"], s["keys_checked_for_overspend"]);
 }
