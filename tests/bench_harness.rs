@@ -24,6 +24,13 @@ fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
     // warm-up), then capgate answers 429.
     for r in rows.iter().filter(|r| r["target"].as_str().is_some_and(|t| t.starts_with("capgate"))) {
         assert!(r["statuses"]["429"].as_u64().unwrap_or(0) > 0, "{r}");
+        // The proxy's CPU per request is split by thread; its core threads did work.
+        let core = &r["cpu_us_per_request"]["capgate-core"];
+        let cpu = core["user"].as_f64().unwrap_or(0.0) + core["system"].as_f64().unwrap_or(0.0);
+        assert!(cpu > 0.0, "{r}");
+    }
+    for r in rows.iter().filter(|r| r["target"].as_str().is_some_and(|t| t.starts_with("direct"))) {
+        assert!(r["cpu_us_per_request"].as_object().is_some_and(|m| m.is_empty()), "no proxy, no proxy CPU: {r}");
     }
     // Both rounds' keys are checked, and none spent more than its cap; the
     // hot keys of both rounds did reach it.

@@ -185,8 +185,11 @@ pub struct Drive {
     pub progress: bool,
 }
 
-/// Runs the workload against `addr`.
-pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
+/// Runs the workload against `addr`. `window` is called with `true` as the
+/// measured window opens and `false` as it closes (after the warm-up, and
+/// before the generator stops), so the caller can sample what it needs at
+/// the window's edges.
+pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dyn FnMut(bool)) -> Outcome {
     let Drive { threads, connections, warmup, duration, rate, progress } = *drive;
     let done = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -220,6 +223,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
         })
         .collect();
     std::thread::sleep(warmup);
+    window(true);
     let start_count = done.load(Ordering::Relaxed);
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
@@ -232,6 +236,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive) -> Outcome {
         }
     }
     let completed = done.load(Ordering::Relaxed) - start_count;
+    window(false);
     let elapsed = started.elapsed();
     let cpu_end = super::procs::self_cpu_secs();
     stop.store(true, Ordering::Relaxed);

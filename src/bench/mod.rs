@@ -9,6 +9,7 @@
 pub mod load;
 pub mod procs;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,10 +90,13 @@ pub struct Row {
     pub generator_saturated: bool,
     /// Paced sends that left more than one interval behind their slot.
     pub late_sends: u64,
+    /// The proxy's CPU per completed request in the measured window, µs,
+    /// by thread group: (group, user, system), largest first.
+    pub cpu_us_per_request: Vec<(String, f64, f64)>,
 }
 
 impl Row {
-    fn from(name: &str, o: &Outcome, proxy_cpu: Option<f64>, rss: Option<u64>, gen_cores: usize) -> Row {
+    fn from(name: &str, o: &Outcome, proxy_cpu: Option<f64>, rss: Option<u64>, gen_cores: usize, cpu_us_per_request: Vec<(String, f64, f64)>) -> Row {
         let secs = o.elapsed.as_secs_f64().max(1e-9);
         Row {
             name: name.into(),
@@ -108,6 +112,7 @@ impl Row {
             generator_cpu_secs: o.generator_cpu_secs,
             generator_saturated: o.generator_cpu_secs / secs > 0.9 * gen_cores as f64,
             late_sends: o.late_sends,
+            cpu_us_per_request,
         }
     }
 
@@ -118,6 +123,7 @@ impl Row {
             "errors": self.errors, "proxy_cpu_secs": self.proxy_cpu_secs, "proxy_peak_rss_kib": self.proxy_peak_rss_kib,
             "generator_cpu_secs": self.generator_cpu_secs, "generator_saturated": self.generator_saturated,
             "late_sends": self.late_sends,
+            "cpu_us_per_request": self.cpu_us_per_request.iter().map(|(g, u, s)| (g.clone(), json!({"user": u, "system": s}))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }
@@ -332,10 +338,38 @@ fn run_one(name: &str, addr: SocketAddr, work: Arc<Workload>, args: &BenchArgs, 
     eprintln!("▶ {name}: {} connections, {:?}", args.connections, args.duration);
     let cpu0 = proxy_pid.map(procs::cpu_secs);
     let drive = load::Drive { threads: gen_threads, connections: args.connections, warmup: Duration::from_secs(1), duration: args.duration, rate: args.rate, progress: true };
-    let o = load::run(addr, work, &drive);
+    let (mut opened, mut closed) = (None, None);
+    let o = load::run(addr, work, &drive, &mut |open| {
+        let now = proxy_pid.map(procs::thread_cpu_secs);
+        if open {
+            opened = now;
+        } else {
+            closed = now;
+        }
+    });
     let cpu = proxy_pid.zip(cpu0).map(|(p, c0)| (procs::cpu_secs(p) - c0) * args.duration.as_secs_f64() / o.elapsed.as_secs_f64().max(1e-9));
     let rss = proxy_pid.map(procs::peak_rss_kib);
-    Row::from(name, &o, cpu, rss, gen_threads)
+    let per_request = match (opened, closed) {
+        (Some(a), Some(b)) if o.completed > 0 => cpu_per_request(&a, &b, o.completed),
+        _ => Vec::new(),
+    };
+    Row::from(name, &o, cpu, rss, gen_threads, per_request)
+}
+
+/// CPU µs per request by thread group between two samples, (group, user,
+/// system), largest first; groups that used nothing are left out.
+fn cpu_per_request(before: &BTreeMap<String, (f64, f64)>, after: &BTreeMap<String, (f64, f64)>, requests: u64) -> Vec<(String, f64, f64)> {
+    let per = |secs: f64| secs.max(0.0) * 1e6 / requests as f64;
+    let mut out: Vec<(String, f64, f64)> = after
+        .iter()
+        .map(|(g, (u, s))| {
+            let (u0, s0) = before.get(g).copied().unwrap_or_default();
+            (g.clone(), per(u - u0), per(s - s0))
+        })
+        .filter(|(_, u, s)| u + s > 0.0)
+        .collect();
+    out.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
+    out
 }
 
 /// One round's rows, measured back to back.
@@ -513,6 +547,15 @@ fn print_report(rows: &[&Row], s: &Value) {
     }
     let nginx_added = if s["nginx_added_p50_us"].is_null() { String::new() } else { format!("; nginx p50 {} µs, p99 {} µs", i("nginx_added_p50_us"), i("nginx_added_p99_us")) };
     println!("added latency over direct: capgate p50 {} µs, p99 {} µs{nginx_added}", i("capgate_added_p50_us"), i("capgate_added_p99_us"));
+    let with_cpu: Vec<&&Row> = rows.iter().filter(|r| !r.cpu_us_per_request.is_empty()).collect();
+    if !with_cpu.is_empty() {
+        println!("proxy CPU per request in the measured window, µs (user + system, by thread):");
+        for r in with_cpu {
+            let total: f64 = r.cpu_us_per_request.iter().map(|(_, u, s)| u + s).sum();
+            let parts: Vec<String> = r.cpu_us_per_request.iter().filter(|(_, u, s)| u + s >= 0.05).map(|(g, u, s)| format!("{g} {u:.1} + {s:.1}")).collect();
+            println!("- {}: {total:.1} = {}", r.name, parts.join(", "));
+        }
+    }
     if !s["load"]["rate"].is_null() {
         let late: Vec<String> = rows.iter().map(|r| format!("{} {}", r.name, r.late_sends)).collect();
         println!("paced sends more than one interval behind their slot (their wait is not in the latency): {}", late.join(", "));

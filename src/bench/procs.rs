@@ -1,7 +1,8 @@
-//! Process accounting for the bench: CPU seconds and peak RSS of a process
-//! tree (capgate, or nginx's master and workers) read from /proc, and
-//! CPU pinning with `taskset`.
+//! Process accounting for the bench: CPU seconds (in all, and by thread)
+//! and peak RSS of a process tree (capgate, or nginx's master and workers)
+//! read from /proc, and CPU pinning with `taskset`.
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command};
 
 fn clock_ticks() -> f64 {
@@ -46,6 +47,36 @@ pub fn cpu_secs(root: u32) -> f64 {
             (t(11) + t(12)) / hz
         })
         .sum()
+}
+
+/// CPU seconds so far of every thread in the tree rooted at `root`, as
+/// (user, system), summed by thread name with any `-<number>` suffix cut
+/// (`capgate-core-0` and `capgate-core-1` are both `capgate-core`).
+pub fn thread_cpu_secs(root: u32) -> BTreeMap<String, (f64, f64)> {
+    let hz = clock_ticks();
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for pid in tree(root) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+            let name = head.split_once('(').map_or("?", |(_, n)| n);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+            let e = out.entry(thread_group(name).to_string()).or_default();
+            e.0 += t(11);
+            e.1 += t(12);
+        }
+    }
+    out
+}
+
+/// A thread's name without a trailing `-<number>`.
+fn thread_group(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((group, n)) if !group.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => group,
+        _ => name,
+    }
 }
 
 /// CPU seconds used by this process so far.
@@ -138,5 +169,42 @@ impl Drop for Stopped {
         if let Some(child) = self.0.take() {
             terminate(child);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_grouped_without_their_number() {
+        assert_eq!(thread_group("capgate-core-0"), "capgate-core");
+        assert_eq!(thread_group("capgate-core-12"), "capgate-core");
+        assert_eq!(thread_group("capgate-audit"), "capgate-audit");
+        assert_eq!(thread_group("fjall:worker"), "fjall:worker");
+        assert_eq!(thread_group("nginx"), "nginx");
+        assert_eq!(thread_group("-7"), "-7");
+        assert_eq!(thread_group("x-"), "x-");
+    }
+
+    #[test]
+    fn this_process_threads_are_read_by_name() {
+        let spin = std::thread::Builder::new()
+            .name("cpu-probe-3".into())
+            .spawn(|| {
+                let t = std::time::Instant::now();
+                let mut x = 0u64;
+                while t.elapsed() < std::time::Duration::from_millis(300) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                x
+            })
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(350));
+        let by = thread_cpu_secs(std::process::id());
+        let (user, sys) = by.get("cpu-probe").copied().expect("the probe thread is listed under its group");
+        assert!(user + sys > 0.0, "a thread that spun for 300 ms used some CPU: {by:?}");
+        let _ = spin.join();
     }
 }
