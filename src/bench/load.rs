@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use monoio::net::TcpStream;
 
+use super::pacer::{self, Pace, Tickets};
 use crate::config::Driver;
 use crate::http1::{Conn, Framing};
 
@@ -145,26 +147,6 @@ impl ThreadResult {
     }
 }
 
-/// When one paced connection sends: every `interval`, starting `phase`
-/// after the common epoch. Phases are spread evenly over one interval so
-/// that the connections' requests interleave instead of leaving together
-/// in one burst per interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pace {
-    first: Instant,
-    interval: Duration,
-}
-
-impl Pace {
-    /// The pace of connection `conn` (0-based, over all generator threads)
-    /// of `connections` sharing `rate` requests per second.
-    fn of(conn: usize, connections: usize, rate: f64, epoch: Instant) -> Pace {
-        let connections = connections.max(1);
-        let interval = Duration::from_secs_f64(connections as f64 / rate.max(1.0));
-        Pace { first: epoch + interval.mul_f64(conn as f64 / connections as f64), interval }
-    }
-}
-
 fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!("valid sigfigs")))
 }
@@ -199,18 +181,36 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
     // Paced connections start from a common epoch, each at its own phase.
     let epoch = Instant::now() + Duration::from_millis(50);
     let mut first_conn = 0;
+    let mut pacers = Vec::new();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let conns = connections / threads + usize::from(t < connections % threads);
             let base = first_conn;
             first_conn += conns;
+            let paces: Option<Vec<Pace>> = rate.map(|r| (0..conns).map(|c| Pace::of(base + c, connections, r, epoch)).collect());
+            // A paced thread's connections wait for tickets from its pacer.
+            let pacer_end = paces.map(|p| pacer::start(p, Arc::clone(&stop))).and_then(|started| match started {
+                Ok((handle, end)) => {
+                    pacers.push(handle);
+                    Some(end)
+                }
+                Err(e) => {
+                    eprintln!("the load generator's pacer did not start ({e}); this thread runs unpaced");
+                    None
+                }
+            });
             let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
             std::thread::spawn(move || {
                 crate::runtime::block_on(Driver::Epoll, move || async move {
+                    let tickets = pacer_end.map(|end| {
+                        let tickets = Rc::new(Tickets::new(conns));
+                        monoio::spawn(Rc::clone(&tickets).dispatch(end));
+                        tickets
+                    });
                     let mut tasks = Vec::new();
                     for c in 0..conns {
                         let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
-                        let pace = rate.map(|r| Pace::of(base + c, connections, r, epoch));
+                        let pace = tickets.as_ref().and_then(|tk| rate.map(|r| (Rc::clone(tk), c, Pace::of(base + c, connections, r, epoch))));
                         tasks.push(monoio::spawn(async move { connection(addr, work, (t * 10_000 + c) as u64 + 1, done, measuring, stop, pace).await }));
                     }
                     let mut merged = ThreadResult::new();
@@ -244,6 +244,9 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
         eprintln!();
     }
     let _ = cpu_before;
+    for p in pacers {
+        let _ = p.join();
+    }
     let mut all = ThreadResult::new();
     for h in handles {
         if let Ok(Ok(r)) = h.join() {
@@ -253,11 +256,11 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
     Outcome { latency: all.latency, statuses: all.statuses, errors: all.errors, completed, elapsed, late_sends: all.late_sends, generator_cpu_secs: cpu_end - cpu_start }
 }
 
-async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, pace: Option<Pace>) -> ThreadResult {
+async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, pace: Option<(Rc<Tickets>, usize, Pace)>) -> ThreadResult {
     let mut res = ThreadResult::new();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut seq = seed << 32;
-    let mut next_send = pace.map_or_else(Instant::now, |p| p.first);
+    let mut next_send = pace.as_ref().map_or_else(Instant::now, |(_, _, p)| p.first);
     'reconnect: while !stop.load(Ordering::Relaxed) {
         let Ok(stream) = TcpStream::connect_addr(addr).await else {
             res.errors += 1;
@@ -267,11 +270,11 @@ async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<
         let _ = stream.set_nodelay(true);
         let mut conn = Conn::new(stream);
         while !stop.load(Ordering::Relaxed) {
-            if let Some(p) = pace {
-                let now = Instant::now();
-                if next_send > now {
-                    monoio::time::sleep(next_send - now).await;
-                } else if now - next_send > p.interval && measuring.load(Ordering::Relaxed) {
+            if let Some((tickets, me, p)) = &pace {
+                if !tickets.wait(*me).await {
+                    break 'reconnect;
+                }
+                if Instant::now().saturating_duration_since(next_send) > p.interval && measuring.load(Ordering::Relaxed) {
                     res.late_sends += 1;
                 }
                 next_send += p.interval;
@@ -308,20 +311,3 @@ async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<
     res
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paced_connections_are_spread_evenly_over_one_interval() {
-        let epoch = Instant::now();
-        // 4 connections sharing 1,000 req/s: each sends every 4 ms, 1 ms apart.
-        let paces: Vec<Pace> = (0..4).map(|c| Pace::of(c, 4, 1000.0, epoch)).collect();
-        for (c, p) in paces.iter().enumerate() {
-            assert_eq!(p.interval, Duration::from_millis(4));
-            assert_eq!(p.first - epoch, Duration::from_millis(c as u64), "connection {c}");
-        }
-        // A zero rate or no connections still gives a finite pace.
-        assert_eq!(Pace::of(0, 0, 0.0, epoch).interval, Duration::from_secs(1));
-    }
-}

@@ -7,6 +7,7 @@
 //! and through nginx as a plain reverse proxy (when nginx is installed).
 
 pub mod load;
+pub mod pacer;
 pub mod procs;
 
 use std::collections::BTreeMap;

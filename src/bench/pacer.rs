@@ -1,0 +1,216 @@
+//! Pacing for the load generator's `--rate` runs, finer than monoio's 1 ms
+//! timer: one std thread per generator thread sleeps (with 1 µs of timer
+//! slack) until each paced connection's next slot and writes the
+//! connection's number to a Unix socket pair; on the generator thread a
+//! dispatcher task turns those numbers into tickets its connections wait on.
+//! With the timer wheel, every send due within one millisecond left on the
+//! same tick, so a paced run arrived in bursts of rate / 1,000.
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::poll_fn;
+use std::io::Write;
+use std::num::NonZeroU64;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use monoio::io::AsyncReadRent;
+use monoio::net::UnixStream;
+
+/// When one paced connection sends: every `interval`, from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Its first slot.
+    pub first: Instant,
+    /// Time between its slots.
+    pub interval: Duration,
+}
+
+impl Pace {
+    /// The pace of connection `conn` (0-based, over all generator threads)
+    /// of `connections` sharing `rate` requests per second. Phases are
+    /// spread evenly over one interval, so the connections interleave.
+    pub fn of(conn: usize, connections: usize, rate: f64, epoch: Instant) -> Pace {
+        let connections = connections.max(1);
+        let interval = Duration::from_secs_f64(connections as f64 / rate.max(1.0));
+        Pace { first: epoch + interval.mul_f64(conn as f64 / connections as f64), interval }
+    }
+}
+
+/// Slots closer together than this leave in one write (one wake-up).
+const COALESCE: Duration = Duration::from_micros(20);
+
+/// Starts the pacing thread for one generator thread's connections (`paces[i]`
+/// is connection `i`'s); it stops once `stop` is set. Returns the socket end
+/// to hand to [`Tickets::dispatch`].
+///
+/// # Errors
+/// When the socket pair or the thread cannot be created.
+pub fn start(paces: Vec<Pace>, stop: Arc<AtomicBool>) -> std::io::Result<(std::thread::JoinHandle<()>, StdUnixStream)> {
+    let (mut tx, rx) = StdUnixStream::pair()?;
+    let handle = std::thread::Builder::new().name("bench-pacer".into()).spawn(move || {
+        // Best effort: without it a sleep may end up to 50 µs late.
+        let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(1_000));
+        let mut due: BinaryHeap<Reverse<(Instant, u16)>> = paces.iter().enumerate().map(|(i, p)| Reverse((p.first, i as u16))).collect();
+        let mut out: Vec<u8> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Some(Reverse((at, _))) = due.peek().copied() else { return };
+            let now = Instant::now();
+            if at > now + COALESCE {
+                if !out.is_empty() && tx.write_all(&out).is_err() {
+                    return;
+                }
+                out.clear();
+                std::thread::sleep((at - now).min(Duration::from_millis(100)));
+                continue;
+            }
+            while let Some(Reverse((at, i))) = due.peek().copied() {
+                if at > now + COALESCE {
+                    break;
+                }
+                due.pop();
+                out.extend_from_slice(&i.to_le_bytes());
+                due.push(Reverse((at + paces[usize::from(i)].interval, i)));
+            }
+        }
+    })?;
+    Ok((handle, rx))
+}
+
+/// One connection's tickets on the generator thread.
+#[derive(Default)]
+struct Slot {
+    tickets: Cell<u32>,
+    waker: Cell<Option<Waker>>,
+}
+
+/// The generator thread's side: tickets per connection. Not `Send`.
+pub struct Tickets {
+    slots: Vec<Slot>,
+    closed: Cell<bool>,
+}
+
+impl Tickets {
+    /// Tickets for `n` connections.
+    pub fn new(n: usize) -> Tickets {
+        Tickets { slots: (0..n).map(|_| Slot::default()).collect(), closed: Cell::new(false) }
+    }
+
+    /// Reads the pacer's numbers and hands out tickets until the pacer
+    /// stops; then wakes every waiter, whose [`Tickets::wait`] says so.
+    pub async fn dispatch(self: Rc<Self>, from: StdUnixStream) {
+        if let Ok(stream) = from.set_nonblocking(true).and_then(|()| UnixStream::from_std(from)) {
+            let mut stream = stream;
+            let mut buf = vec![0u8; 4096];
+            let mut odd: Option<u8> = None;
+            loop {
+                let (r, b) = stream.read(buf).await;
+                buf = b;
+                let n = match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                for &byte in &buf[..n] {
+                    match odd.take() {
+                        None => odd = Some(byte),
+                        Some(lo) => self.give(usize::from(u16::from_le_bytes([lo, byte]))),
+                    }
+                }
+            }
+        }
+        self.closed.set(true);
+        for s in &self.slots {
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn give(&self, i: usize) {
+        if let Some(s) = self.slots.get(i) {
+            s.tickets.set(s.tickets.get() + 1);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Waits for connection `i`'s next ticket: `false` once the pacer has
+    /// stopped.
+    pub async fn wait(&self, i: usize) -> bool {
+        poll_fn(|cx| {
+            let Some(s) = self.slots.get(i) else { return Poll::Ready(false) };
+            if s.tickets.get() > 0 {
+                s.tickets.set(s.tickets.get() - 1);
+                return Poll::Ready(true);
+            }
+            if self.closed.get() {
+                return Poll::Ready(false);
+            }
+            s.waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_connections_are_spread_evenly_over_one_interval() {
+        let epoch = Instant::now();
+        // 4 connections sharing 1,000 req/s: each sends every 4 ms, 1 ms apart.
+        let paces: Vec<Pace> = (0..4).map(|c| Pace::of(c, 4, 1000.0, epoch)).collect();
+        for (c, p) in paces.iter().enumerate() {
+            assert_eq!(p.interval, Duration::from_millis(4));
+            assert_eq!(p.first - epoch, Duration::from_millis(c as u64), "connection {c}");
+        }
+        // A zero rate or no connections still gives a finite pace.
+        assert_eq!(Pace::of(0, 0, 0.0, epoch).interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn tickets_arrive_on_each_connections_slots_and_stop_with_the_pacer() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now() + Duration::from_millis(5);
+        // Two connections, 2,000 req/s between them: each every 1 ms, 0.5 ms apart.
+        let paces: Vec<Pace> = (0..2).map(|c| Pace::of(c, 2, 2000.0, epoch)).collect();
+        let (pacer, end) = start(paces, Arc::clone(&stop)).unwrap();
+        let stopper = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let (counts, ended) = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async move {
+            let tickets = Rc::new(Tickets::new(2));
+            monoio::spawn(Rc::clone(&tickets).dispatch(end));
+            let mut counts = [0u32; 2];
+            let mut when: Vec<(usize, Instant)> = Vec::new();
+            // Take connection 0's and 1's tickets in turn, as their slots alternate.
+            'outer: loop {
+                for (c, count) in counts.iter_mut().enumerate() {
+                    if !tickets.wait(c).await {
+                        break 'outer;
+                    }
+                    *count += 1;
+                    when.push((c, Instant::now()));
+                }
+            }
+            (counts, when.len())
+        });
+        stopper.join().unwrap();
+        pacer.join().unwrap();
+        // About 295 ms of slots at 1 kHz each; a loaded machine may lose some.
+        assert!((150..=320).contains(&counts[0]) && (150..=320).contains(&counts[1]), "tickets per connection: {counts:?}");
+        assert!(ended >= 300, "both connections were paced: {ended}");
+    }
+}
