@@ -188,6 +188,14 @@ fn main() -> ExitCode {
                 eprintln!("capgate: --mix takes four weights: charges,gets,llm,refused");
                 return ExitCode::from(2);
             };
+            if !(1..=capgate::bench::MAX_CONNECTIONS).contains(&connections) {
+                eprintln!("capgate: --connections takes 1 to {}", capgate::bench::MAX_CONNECTIONS);
+                return ExitCode::from(2);
+            }
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                eprintln!("capgate: --rate takes a number of requests per second above 0");
+                return ExitCode::from(2);
+            }
             let args = capgate::bench::BenchArgs {
                 target,
                 target_admin,

@@ -61,3 +61,20 @@ fn a_paced_run_holds_its_rate_and_counts_late_sends() {
         assert!(late < 80, "most sends leave on their slot: {r}");
     }
 }
+
+#[test]
+fn out_of_range_connections_and_rates_are_refused_before_anything_starts() {
+    for (args, says) in [
+        (vec!["--connections", "0"], "--connections takes 1 to 65536"),
+        (vec!["--connections", "70000"], "--connections takes 1 to 65536"),
+        (vec!["--rate=0"], "--rate takes a number of requests per second above 0"),
+        (vec!["--rate=-5"], "--rate takes a number of requests per second above 0"),
+        (vec!["--rate", "nan"], "--rate takes a number of requests per second above 0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_capgate")).arg("bench").arg("--no-nginx").args(&args).output().expect("capgate bench runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: no report");
+    }
+}

@@ -195,7 +195,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
                     Some(end)
                 }
                 Err(e) => {
-                    eprintln!("the load generator's pacer did not start ({e}); this thread runs unpaced");
+                    eprintln!("the load generator's pacer did not start ({e}); this thread paces with monoio's 1 ms timer");
                     None
                 }
             });
@@ -210,7 +210,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
                     let mut tasks = Vec::new();
                     for c in 0..conns {
                         let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
-                        let pace = tickets.as_ref().and_then(|tk| rate.map(|r| (Rc::clone(tk), c, Pace::of(base + c, connections, r, epoch))));
+                        let pace = rate.map(|r| (tickets.clone(), c, Pace::of(base + c, connections, r, epoch)));
                         tasks.push(monoio::spawn(async move { connection(addr, work, (t * 10_000 + c) as u64 + 1, done, measuring, stop, pace).await }));
                     }
                     let mut merged = ThreadResult::new();
@@ -256,7 +256,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
     Outcome { latency: all.latency, statuses: all.statuses, errors: all.errors, completed, elapsed, late_sends: all.late_sends, generator_cpu_secs: cpu_end - cpu_start }
 }
 
-async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, pace: Option<(Rc<Tickets>, usize, Pace)>) -> ThreadResult {
+async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<AtomicU64>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>, pace: Option<(Option<Rc<Tickets>>, usize, Pace)>) -> ThreadResult {
     let mut res = ThreadResult::new();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut seq = seed << 32;
@@ -271,8 +271,13 @@ async fn connection(addr: SocketAddr, work: Arc<Workload>, seed: u64, done: Arc<
         let mut conn = Conn::new(stream);
         while !stop.load(Ordering::Relaxed) {
             if let Some((tickets, me, p)) = &pace {
-                if !tickets.wait(*me).await {
-                    break 'reconnect;
+                match tickets {
+                    Some(t) => {
+                        if !t.wait(*me).await {
+                            break 'reconnect;
+                        }
+                    }
+                    None => monoio::time::sleep(next_send.saturating_duration_since(Instant::now())).await,
                 }
                 if Instant::now().saturating_duration_since(next_send) > p.interval && measuring.load(Ordering::Relaxed) {
                     res.late_sends += 1;

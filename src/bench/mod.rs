@@ -8,6 +8,10 @@
 
 pub mod load;
 pub mod pacer;
+
+/// Most connections a run drives (the pacer numbers a thread's connections
+/// in 16 bits).
+pub const MAX_CONNECTIONS: usize = 65_536;
 pub mod procs;
 
 use std::collections::BTreeMap;

@@ -50,8 +50,12 @@ const COALESCE: Duration = Duration::from_micros(20);
 /// to hand to [`Tickets::dispatch`].
 ///
 /// # Errors
-/// When the socket pair or the thread cannot be created.
+/// When there are more than 65,536 connections, or the socket pair or the
+/// thread cannot be created.
 pub fn start(paces: Vec<Pace>, stop: Arc<AtomicBool>) -> std::io::Result<(std::thread::JoinHandle<()>, StdUnixStream)> {
+    if paces.len() > usize::from(u16::MAX) + 1 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pacer numbers at most 65,536 connections"));
+    }
     let (mut tx, rx) = StdUnixStream::pair()?;
     let handle = std::thread::Builder::new().name("bench-pacer".into()).spawn(move || {
         // Best effort: without it a sleep may end up to 50 µs late.
@@ -174,6 +178,14 @@ mod tests {
         }
         // A zero rate or no connections still gives a finite pace.
         assert_eq!(Pace::of(0, 0, 0.0, epoch).interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_pacer_refuses_more_connections_than_it_can_number() {
+        let now = Instant::now();
+        let paces = vec![Pace::of(0, 1, 1.0, now); 65_537];
+        let e = start(paces, Arc::new(AtomicBool::new(true))).expect_err("65,537 connections do not fit 16 bits");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
 
     #[test]
