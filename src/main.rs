@@ -192,8 +192,8 @@ fn main() -> ExitCode {
                 eprintln!("capgate: --connections takes 1 to {}", capgate::bench::MAX_CONNECTIONS);
                 return ExitCode::from(2);
             }
-            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                eprintln!("capgate: --rate takes a number of requests per second above 0");
+            if rate.is_some_and(|r| !(1.0..=capgate::bench::MAX_RATE).contains(&r)) {
+                eprintln!("capgate: --rate takes 1 to {} requests per second", capgate::bench::MAX_RATE);
                 return ExitCode::from(2);
             }
             let args = capgate::bench::BenchArgs {

@@ -67,9 +67,11 @@ fn out_of_range_connections_and_rates_are_refused_before_anything_starts() {
     for (args, says) in [
         (vec!["--connections", "0"], "--connections takes 1 to 65536"),
         (vec!["--connections", "70000"], "--connections takes 1 to 65536"),
-        (vec!["--rate=0"], "--rate takes a number of requests per second above 0"),
-        (vec!["--rate=-5"], "--rate takes a number of requests per second above 0"),
-        (vec!["--rate", "nan"], "--rate takes a number of requests per second above 0"),
+        (vec!["--rate=0"], "--rate takes 1 to 10000000 requests per second"),
+        (vec!["--rate=0.5"], "--rate takes 1 to 10000000 requests per second"),
+        (vec!["--rate=-5"], "--rate takes 1 to 10000000 requests per second"),
+        (vec!["--rate", "nan"], "--rate takes 1 to 10000000 requests per second"),
+        (vec!["--rate", "1e10"], "--rate takes 1 to 10000000 requests per second"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_capgate")).arg("bench").arg("--no-nginx").args(&args).output().expect("capgate bench runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use monoio::net::TcpStream;
+use monoio::net::{TcpStream, UnixStream};
 
 use super::pacer::{self, Pace, Tickets};
 use crate::config::Driver;
@@ -202,16 +202,23 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
             let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
             std::thread::spawn(move || {
                 crate::runtime::block_on(Driver::Epoll, move || async move {
-                    let tickets = pacer_end.map(|end| {
-                        let tickets = Rc::new(Tickets::new(conns));
-                        monoio::spawn(Rc::clone(&tickets).dispatch(end));
-                        tickets
+                    let tickets = pacer_end.and_then(|end| match end.set_nonblocking(true).and_then(|()| UnixStream::from_std(end)) {
+                        Ok(end) => {
+                            let tickets = Rc::new(Tickets::new(conns));
+                            monoio::spawn(Rc::clone(&tickets).dispatch(end));
+                            Some(tickets)
+                        }
+                        Err(e) => {
+                            // Dropping the end stops the pacer (its next write fails).
+                            eprintln!("the load generator's pacer could not be read ({e}); this thread paces with monoio's 1 ms timer");
+                            None
+                        }
                     });
                     let mut tasks = Vec::new();
                     for c in 0..conns {
                         let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
                         let pace = rate.map(|r| (tickets.clone(), c, Pace::of(base + c, connections, r, epoch)));
-                        tasks.push(monoio::spawn(async move { connection(addr, work, (t * 10_000 + c) as u64 + 1, done, measuring, stop, pace).await }));
+                        tasks.push(monoio::spawn(async move { connection(addr, work, (t * super::MAX_CONNECTIONS + c) as u64 + 1, done, measuring, stop, pace).await }));
                     }
                     let mut merged = ThreadResult::new();
                     for task in tasks {
@@ -236,9 +243,10 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
         }
     }
     let completed = done.load(Ordering::Relaxed) - start_count;
-    window(false);
     let elapsed = started.elapsed();
+    measuring.store(false, Ordering::Relaxed);
     let cpu_end = super::procs::self_cpu_secs();
+    window(false);
     stop.store(true, Ordering::Relaxed);
     if progress {
         eprintln!();
