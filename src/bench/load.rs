@@ -176,7 +176,6 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
     let done = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = super::procs::self_cpu_secs();
     let threads = threads.max(1);
     // Paced connections start from a common epoch, each at its own phase.
     let epoch = Instant::now() + Duration::from_millis(50);
@@ -189,7 +188,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
             first_conn += conns;
             let paces: Option<Vec<Pace>> = rate.map(|r| (0..conns).map(|c| Pace::of(base + c, connections, r, epoch)).collect());
             // A paced thread's connections wait for tickets from its pacer.
-            let pacer_end = paces.map(|p| pacer::start(p, Arc::clone(&stop))).and_then(|started| match started {
+            let pacer_end = paces.clone().map(|p| pacer::start(p, Arc::clone(&stop))).and_then(|started| match started {
                 Ok((handle, end)) => {
                     pacers.push(handle);
                     Some(end)
@@ -217,7 +216,7 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
                     let mut tasks = Vec::new();
                     for c in 0..conns {
                         let (work, done, measuring, stop) = (Arc::clone(&work), Arc::clone(&done), Arc::clone(&measuring), Arc::clone(&stop));
-                        let pace = rate.map(|r| (tickets.clone(), c, Pace::of(base + c, connections, r, epoch)));
+                        let pace = paces.as_ref().map(|p| (tickets.clone(), c, p[c]));
                         tasks.push(monoio::spawn(async move { connection(addr, work, (t * super::MAX_CONNECTIONS + c) as u64 + 1, done, measuring, stop, pace).await }));
                     }
                     let mut merged = ThreadResult::new();
@@ -251,7 +250,6 @@ pub fn run(addr: SocketAddr, work: Arc<Workload>, drive: &Drive, window: &mut dy
     if progress {
         eprintln!();
     }
-    let _ = cpu_before;
     for p in pacers {
         let _ = p.join();
     }

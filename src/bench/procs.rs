@@ -11,10 +11,29 @@ fn clock_ticks() -> f64 {
     *TICKS.get_or_init(|| std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0))
 }
 
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = s.rsplit_once(')')?.1;
-    Some(after.split_whitespace().map(str::to_string).collect())
+/// One `/proc/.../stat` text: the name between the parentheses and the
+/// fields after them (state, ppid, ...).
+fn parse_stat(text: &str) -> Option<(&str, Vec<&str>)> {
+    let (head, rest) = text.rsplit_once(')')?;
+    Some((head.split_once('(').map_or("?", |(_, n)| n), rest.split_whitespace().collect()))
+}
+
+/// (user, system) CPU seconds from the fields [`parse_stat`] gives.
+fn user_system_secs(fields: &[&str]) -> (f64, f64) {
+    let hz = clock_ticks();
+    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+    (t(11), t(12))
+}
+
+/// (user, system) CPU seconds of a process so far.
+fn process_cpu(pid: u32) -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text).map(|(_, f)| user_system_secs(&f))
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)?.1.get(1)?.parse().ok()
 }
 
 /// Every pid in the tree rooted at `root`.
@@ -26,8 +45,7 @@ pub fn tree(root: u32) -> Vec<u32> {
         if let Ok(rd) = std::fs::read_dir("/proc") {
             for e in rd.flatten() {
                 if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
-                    // fields after ')': state, ppid, ...
-                    if stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok())) == Some(parent) && !out.contains(&pid) {
+                    if parent_of(pid) == Some(parent) && !out.contains(&pid) {
                         out.push(pid);
                     }
                 }
@@ -40,34 +58,23 @@ pub fn tree(root: u32) -> Vec<u32> {
 
 /// CPU seconds (user + system) used by a process tree so far.
 pub fn cpu_secs(root: u32) -> f64 {
-    let hz = clock_ticks();
-    tree(root)
-        .into_iter()
-        .filter_map(stat_fields)
-        .map(|f| {
-            let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            (t(11) + t(12)) / hz
-        })
-        .sum()
+    tree(root).into_iter().filter_map(process_cpu).map(|(u, s)| u + s).sum()
 }
 
 /// CPU seconds so far of every thread in the tree rooted at `root`, as
 /// (user, system), summed by thread name with any `-<number>` suffix cut
 /// (`capgate-core-0` and `capgate-core-1` are both `capgate-core`).
 pub fn thread_cpu_secs(root: u32) -> BTreeMap<String, (f64, f64)> {
-    let hz = clock_ticks();
     let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for pid in tree(root) {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
         for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-            let name = head.split_once('(').map_or("?", |(_, n)| n);
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+            let Ok(text) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+            let Some((name, fields)) = parse_stat(&text) else { continue };
+            let (user, system) = user_system_secs(&fields);
             let e = out.entry(thread_group(name).to_string()).or_default();
-            e.0 += t(11);
-            e.1 += t(12);
+            e.0 += user;
+            e.1 += system;
         }
     }
     out
@@ -83,15 +90,7 @@ fn thread_group(name: &str) -> &str {
 
 /// CPU seconds used by this process so far.
 pub fn self_cpu_secs() -> f64 {
-    cpu_secs_of_self()
-}
-
-fn cpu_secs_of_self() -> f64 {
-    let hz = clock_ticks();
-    stat_fields(std::process::id()).map_or(0.0, |f| {
-        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (t(11) + t(12)) / hz
-    })
+    process_cpu(std::process::id()).map_or(0.0, |(u, s)| u + s)
 }
 
 /// Peak resident memory (VmHWM) of a process tree, KiB (summed).
