@@ -40,12 +40,22 @@ fn spend_views_agree_with_a_full_scan_of_the_log() {
         let _ = call("POST", &cg.proxy_url("/openai/v1/chat/completions"), Some(&oai), Some(json!({"model": "gpt-4o-mini", "max_tokens": 20, "messages": [{"role": "user", "content": format!("hi {round}")}]})));
         let _ = cg.charge("vk_unknown", 100);
     }
-    // Wait for the compaction thread to fold everything in.
-    let ndjson = export(&cg, "format=ndjson");
-    let events: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let call_events = events.iter().filter(|e| e["kind"] == "call").count() as u64;
+    // Every one of the 12 x 7 calls leaves a call event, but a refusal's event is
+    // written after its response: wait until the log holds all of them, then for
+    // the compaction thread to fold everything in.
+    let expected_calls = 12 * (labels.len() as u64 + 3);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while spend(&cg, "group_by=day")["total"]["events"].as_u64().unwrap() < call_events {
+    let events: Vec<Value> = loop {
+        let events: Vec<Value> = export(&cg, "format=ndjson").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let calls = events.iter().filter(|e| e["kind"] == "call").count() as u64;
+        assert!(calls <= expected_calls, "{calls} call events for {expected_calls} calls");
+        if calls == expected_calls {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "the log holds {calls} of {expected_calls} call events");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while spend(&cg, "group_by=day")["total"]["events"].as_u64().unwrap() < expected_calls {
         assert!(Instant::now() < deadline, "views did not catch up");
         std::thread::sleep(Duration::from_millis(100));
     }

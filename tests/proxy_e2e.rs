@@ -96,8 +96,7 @@ fn revoke_takes_effect_on_the_next_request() {
     let (_, v, _) = call("GET", &cg.admin_url("/vault/keys?label_prefix=t/"), Some(ADMIN_TOKEN), None);
     assert_eq!(v["data"][0]["revoked"], true);
     // Refusals of a known key are audited under its id and label.
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let events = cg.audit("label_prefix=t/revoke");
+    let events = cg.audit_until("label_prefix=t/revoke", |e| e.iter().filter(|e| e["code"] == "key_revoked").count() >= 6);
     assert_eq!(events.iter().filter(|e| e["code"] == "key_revoked" && e["key_id"] == id.as_str()).count(), 6);
 }
 
@@ -178,8 +177,7 @@ fn sse_streams_pass_through_and_settle_from_usage() {
     // capgate asked for the usage chunk on the client's behalf.
     let sent: serde_json::Value = serde_json::from_slice(&mock.recorded()[0].body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let events = cg.audit(&format!("key_id={id}"));
+    let events = cg.audit_until(&format!("key_id={id}"), |e| e.iter().any(|e| e["kind"] == "settle"));
     let settle = events.iter().find(|e| e["kind"] == "settle").expect("settle event");
     let call_ev = events.iter().find(|e| e["kind"] == "call").unwrap();
     assert!(settle["settled_micros"].as_u64().unwrap() < call_ev["reserved_micros"].as_u64().unwrap());

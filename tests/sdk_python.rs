@@ -178,19 +178,6 @@ fn assert_real_credential_only(s: &Setup, auth_header: &str, auth_value: &str, a
     }
 }
 
-/// Polls the audit log until `ready` holds (refusals and settlements are
-/// written asynchronously), then returns the events.
-fn audit_until(cg: &Capgate, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = cg.audit(query);
-        if ready(&events) || Instant::now() > deadline {
-            return events;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn of_kind<'a>(events: &'a [Value], kind: &str, decision: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind && e["decision"] == decision).collect()
 }
@@ -202,7 +189,7 @@ fn refused_with<'a>(events: &'a [Value], code: &str) -> Vec<&'a Value> {
 /// The main key's audit trail: `allowed` forwarded calls (plus `settles`
 /// settlement events), one 403 scope refusal and one 401 after revocation.
 fn main_key_events(s: &Setup, allowed: usize, settles: usize) -> Vec<Value> {
-    let events = audit_until(&s.cg, &format!("key_id={}", s.main_id), |e| {
+    let events = s.cg.audit_until(&format!("key_id={}", s.main_id), |e| {
         of_kind(e, "call", "allowed").len() >= allowed
             && of_kind(e, "settle", "allowed").len() >= settles
             && refused_with(e, "endpoint_not_allowed").len() == 1
@@ -226,7 +213,7 @@ fn main_key_events(s: &Setup, allowed: usize, settles: usize) -> Vec<Value> {
 /// 429), nothing was forwarded on it, and nothing was spent.
 fn assert_cap_refused_once(s: &Setup) {
     let query = format!("key_id={}", s.cap_id);
-    audit_until(&s.cg, &query, |e| e.iter().any(|e| e["decision"] == "refused"));
+    s.cg.audit_until(&query, |e| e.iter().any(|e| e["decision"] == "refused"));
     // The script has exited, so any SDK retry has happened by now; the
     // audit writer may still be flushing it.
     std::thread::sleep(Duration::from_millis(300));

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use capgate::mock::MockVendor;
 use serde_json::{json, Value};
@@ -130,6 +130,25 @@ impl Capgate {
         let (s, v, _) = call("GET", &self.admin_url(&format!("/v1/audit?{query}")), Some(ADMIN_TOKEN), None);
         assert_eq!(s, 200, "{v}");
         v["data"].as_array().unwrap().clone()
+    }
+
+    /// Polls the audit log until `ready` holds (a refusal's or settlement's
+    /// event is written after its response), then returns the events; after
+    /// 10 s it returns what is there for the caller's assertions to name.
+    pub fn audit_until(&self, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.audit(query);
+            if ready(&events) || Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The events matching `query` once at least `n` are there.
+    pub fn audit_at_least(&self, query: &str, n: usize) -> Vec<Value> {
+        self.audit_until(query, |e| e.len() >= n)
     }
 }
 
