@@ -48,14 +48,21 @@ fn spend_views_agree_with_a_full_scan_of_the_log() {
     let events: Vec<Value> = loop {
         let events: Vec<Value> = export(&cg, "format=ndjson").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let calls = events.iter().filter(|e| e["kind"] == "call").count() as u64;
-        assert!(calls <= expected_calls, "{calls} call events for {expected_calls} calls");
-        if calls == expected_calls {
+        let settles = events.iter().filter(|e| e["kind"] == "settle").count() as u64;
+        assert!(calls <= expected_calls && settles <= 12, "{calls} call events for {expected_calls} calls, {settles} settlements for 12 LLM calls");
+        if calls == expected_calls && settles == 12 {
             break events;
         }
         assert!(Instant::now() < deadline, "the log holds {calls} of {expected_calls} call events");
         std::thread::sleep(Duration::from_millis(50));
     };
-    while spend(&cg, "group_by=day")["total"]["events"].as_u64().unwrap() < expected_calls {
+    let logged_spend: i64 = events.iter().map(|e| e["spend_delta_micros"].as_i64().unwrap()).sum();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let total = spend(&cg, "group_by=day")["total"].clone();
+        if total["events"].as_u64().unwrap() >= expected_calls && total["spend_micros"].as_i64().unwrap() == logged_spend {
+            break;
+        }
         assert!(Instant::now() < deadline, "views did not catch up");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -2,9 +2,15 @@
 //! capgate on loopback, issues keys and drives load for two short rounds.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// The runs in this file take one at a time: each drives the machine's
+/// cores, and the paced run's rate would suffer from the other's load.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
         .args(["bench", "--keys", "20", "--tenants", "2", "--connections", "4", "--duration", "1", "--cap-usd", "1", "--no-nginx", "--rounds", "2", "--json"])
         .output()
@@ -43,6 +49,7 @@ fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
 
 #[test]
 fn a_paced_run_holds_its_rate_and_counts_late_sends() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
         .args(["bench", "--keys", "20", "--tenants", "2", "--connections", "4", "--duration", "2", "--cap-usd", "1000", "--no-nginx", "--rate", "400", "--json"])
         .output()

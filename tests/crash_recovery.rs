@@ -10,7 +10,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -73,8 +73,12 @@ fn kill_9_mid_load_loses_no_answered_call_and_frees_no_cap() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| load(&cg, &keys, &stop, &answered));
-        std::thread::sleep(Duration::from_millis(300));
-        // SIGKILL while requests are in flight.
+        // Let the load get going (not a fixed sleep: a slow machine answers
+        // fewer calls in a given time), then SIGKILL while requests are in flight.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while answered.lock().unwrap().len() < 50 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         unsafe_kill(&cg);
         stop.store(true, Ordering::Relaxed);
     });

@@ -189,12 +189,16 @@ fn refused_with<'a>(events: &'a [Value], code: &str) -> Vec<&'a Value> {
 /// The main key's audit trail: `allowed` forwarded calls (plus `settles`
 /// settlement events), one 403 scope refusal and one 401 after revocation.
 fn main_key_events(s: &Setup, allowed: usize, settles: usize) -> Vec<Value> {
-    let events = s.cg.audit_until(&format!("key_id={}", s.main_id), |e| {
+    let query = format!("key_id={}", s.main_id);
+    s.cg.audit_until(&query, |e| {
         of_kind(e, "call", "allowed").len() >= allowed
             && of_kind(e, "settle", "allowed").len() >= settles
             && refused_with(e, "endpoint_not_allowed").len() == 1
             && refused_with(e, "key_revoked").len() == 1
     });
+    // Anything more (an SDK retry) would be in the log by the barrier.
+    s.cg.audit_barrier();
+    let events = s.cg.audit(&query);
     let dump = serde_json::to_string_pretty(&events).unwrap();
     assert_eq!(of_kind(&events, "call", "allowed").len(), allowed, "forwarded calls in the audit log:\n{dump}");
     assert_eq!(of_kind(&events, "settle", "allowed").len(), settles, "settlements in the audit log:\n{dump}");
@@ -213,10 +217,9 @@ fn main_key_events(s: &Setup, allowed: usize, settles: usize) -> Vec<Value> {
 /// 429), nothing was forwarded on it, and nothing was spent.
 fn assert_cap_refused_once(s: &Setup) {
     let query = format!("key_id={}", s.cap_id);
-    s.cg.audit_until(&query, |e| e.iter().any(|e| e["decision"] == "refused"));
-    // The script has exited, so any SDK retry has happened by now; the
-    // audit writer may still be flushing it.
-    std::thread::sleep(Duration::from_millis(300));
+    // The script has exited, so any SDK retry has happened by now, and the
+    // barrier waits until its event is written too.
+    s.cg.audit_barrier();
     let events = s.cg.audit(&query);
     let dump = serde_json::to_string_pretty(&events).unwrap();
     let refused: Vec<_> = events.iter().filter(|e| e["decision"] == "refused").collect();

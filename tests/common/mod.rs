@@ -146,6 +146,18 @@ impl Capgate {
         }
     }
 
+    /// Waits until every event queued before this call is in the log: audits
+    /// a refusal of its own (an unknown key) and waits for it. The writer
+    /// takes events in the order they were queued, so whatever an earlier
+    /// answered call queued is in the log by then.
+    pub fn audit_barrier(&self) {
+        let (s, _, headers) = self.charge("vk_audit_barrier", 100);
+        assert_eq!(s, 401);
+        let rid = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-capgate-request-id")).map(|(_, v)| v.clone()).expect("request id");
+        let seen = self.audit_until("decision=refused&limit=1000", |e| e.iter().any(|e| e["request_id"] == rid.as_str()));
+        assert!(seen.iter().any(|e| e["request_id"] == rid.as_str()), "the barrier's own refusal {rid} never reached the audit log");
+    }
+
     /// The events matching `query` once at least `n` are there.
     pub fn audit_at_least(&self, query: &str, n: usize) -> Vec<Value> {
         self.audit_until(query, |e| e.len() >= n)
