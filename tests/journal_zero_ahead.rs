@@ -70,5 +70,9 @@ fn synced_appends_land_on_zeroed_blocks_and_recover_unchanged() {
     read_back(&store, 100);
     write_synced(&store, 100, 100);
     read_back(&store, 200);
+    drop(store);
+    // And what went into the reopened journal survives the next reopen.
+    let store = Store::open(&data).unwrap();
+    read_back(&store, 200);
     // (A kill -9 mid-load, with this journal, is tests/crash_recovery.rs.)
 }
