@@ -61,6 +61,29 @@ impl JournalBatchReader {
         Ok(())
     }
 
+    /// capgate patch: a batch that fails its checks is a torn last write,
+    /// not corruption, when no valid entry follows it: a sync that a crash
+    /// cut short can leave any subset of its pages on disk (over the zeros
+    /// capgate's writer puts ahead of it, a missing page reads as zeros
+    /// inside the batch, where a hole used to end the file cleanly). Such a
+    /// batch was never acknowledged, so it is discarded, as an unterminated
+    /// last batch is. A bad batch with valid entries after it is still an
+    /// error.
+    fn discard_if_torn_tail(&mut self) -> crate::Result<bool> {
+        match self.reader.next() {
+            None => {
+                log::warn!(
+                    "Invalid last batch in journal {}: discarding a torn write",
+                    self.reader.path.display()
+                );
+                self.truncate_to(self.last_valid_pos)?;
+                Ok(true)
+            }
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) => Ok(false),
+        }
+    }
+
     fn on_close(&self) -> crate::Result<()> {
         if self.is_in_batch {
             log::debug!("Invalid batch: missing terminator, but last batch, so probably incomplete, discarding to keep atomicity");
@@ -106,6 +129,9 @@ impl Iterator for JournalBatchReader {
                 }
                 Entry::End(expected_checksum) => {
                     if self.batch_counter > 0 {
+                        if fail_iter!(self.discard_if_torn_tail()) {
+                            return None;
+                        }
                         log::error!("Invalid batch: insufficient length");
                         return Some(Err(JournalRecovery(
                             JournalRecoveryError::InsufficientLength,
@@ -125,6 +151,9 @@ impl Iterator for JournalBatchReader {
                     self.checksum_builder = xxhash_rust::xxh3::Xxh3::new();
 
                     if got_checksum != expected_checksum {
+                        if fail_iter!(self.discard_if_torn_tail()) {
+                            return None;
+                        }
                         log::error!("Invalid batch: checksum check failed, expected: {expected_checksum}, got: {got_checksum}");
                         return Some(Err(JournalRecovery(JournalRecoveryError::ChecksumMismatch)));
                     }
@@ -172,6 +201,9 @@ impl Iterator for JournalBatchReader {
                     }
 
                     if self.batch_counter == 0 {
+                        if fail_iter!(self.discard_if_torn_tail()) {
+                            return None;
+                        }
                         log::error!("Invalid batch: Expected end marker (too many items in batch)");
                         return Some(Err(JournalRecovery(JournalRecoveryError::TooManyItems)));
                     }
@@ -202,6 +234,9 @@ impl Iterator for JournalBatchReader {
                     }
 
                     if self.batch_counter == 0 {
+                        if fail_iter!(self.discard_if_torn_tail()) {
+                            return None;
+                        }
                         log::error!("Invalid batch: Expected end marker (too many items in batch)");
                         return Some(Err(JournalRecovery(JournalRecoveryError::TooManyItems)));
                     }
