@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use capgate::store::Store;
 use fjall::PersistMode;
 
-fn journals(dir: &Path) -> Vec<PathBuf> {
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -20,12 +21,21 @@ fn journals(dir: &Path) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jnl") {
+            } else {
                 out.push(p);
             }
         }
     }
     out
+}
+
+fn journals(dir: &Path) -> Vec<PathBuf> {
+    files(dir).into_iter().filter(|p| p.extension().is_some_and(|x| x == "jnl")).collect()
+}
+
+/// Table files of capgate's keyspaces (keyspace 0 is fjall's own).
+fn tables(dir: &Path) -> usize {
+    files(dir).iter().filter(|p| p.parent().is_some_and(|d| d.ends_with("tables")) && !p.to_string_lossy().contains("/keyspaces/0/")).count()
 }
 
 /// Where the journal's data ends: after its last byte that is not zero.
@@ -67,23 +77,6 @@ fn read_back(store: &Store, n: u32, len: usize) {
         let v = store.audit.get(i.to_be_bytes()).unwrap().unwrap_or_else(|| panic!("record {i} lost"));
         assert!(*v == value(i, len)[..], "record {i} differs");
     }
-}
-
-/// Table files of capgate's keyspaces (keyspace 0 is fjall's own).
-fn tables(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.parent().is_some_and(|d| d.ends_with("tables")) && !p.to_string_lossy().contains("/keyspaces/0/") {
-                n += 1;
-            }
-        }
-    }
-    n
 }
 
 #[test]
