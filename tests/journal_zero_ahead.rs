@@ -49,6 +49,24 @@ fn allocated(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().blocks() * 512
 }
 
+/// A new store in a temp dir (kept while the `TempDir` lives).
+fn fresh_store() -> (tempfile::TempDir, PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(&data).unwrap();
+    (dir, data, store)
+}
+
+/// Overwrites the 4 KiB page at `at` of the store's only journal with
+/// zeros: a page of a sync that never reached the disk.
+fn lose_page(data: &Path, at: u64) {
+    let js = journals(data);
+    assert_eq!(js.len(), 1, "{js:?}");
+    let f = std::fs::OpenOptions::new().write(true).open(&js[0]).unwrap();
+    f.write_all_at(&[0u8; 4096], at).unwrap();
+    f.sync_all().unwrap();
+}
+
 /// Record `i`'s value: incompressible bytes (the journal compresses what it
 /// can), none of them zero.
 fn value(i: u32, len: usize) -> Vec<u8> {
@@ -81,9 +99,7 @@ fn read_back(store: &Store, n: u32, len: usize) {
 
 #[test]
 fn synced_appends_land_on_zeroed_blocks_and_recover_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let (_dir, data, store) = fresh_store();
     // About 60 KB of journal in small commits: less than one zeroed range.
     write_synced(&store, 0, 100, 500);
     let js = journals(&data);
@@ -123,24 +139,16 @@ fn synced_appends_land_on_zeroed_blocks_and_recover_unchanged() {
 
 #[test]
 fn a_torn_last_write_is_discarded_and_the_store_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let (_dir, data, store) = fresh_store();
     // Commits of 20 KB, each spanning several pages.
     write_synced(&store, 0, 6, 20_000);
     assert_eq!(tables(&data), 0, "the records are only in the journal");
     drop(store);
     // A power cut during the last commit's sync: one page in the middle of
     // it never reached the disk and reads as the zeros written ahead.
-    let js = journals(&data);
-    assert_eq!(js.len(), 1, "{js:?}");
-    let end = data_end(&js[0]);
+    let end = data_end(&journals(&data)[0]);
     assert!(end > 6 * 20_000, "six records written: {end} bytes of journal");
-    let f = std::fs::OpenOptions::new().write(true).open(&js[0]).unwrap();
-    let page = (end - 12_000) & !4095;
-    f.write_all_at(&[0u8; 4096], page).unwrap();
-    f.sync_all().unwrap();
-    drop(f);
+    lose_page(&data, (end - 12_000) & !4095);
     // The store opens; the torn record is gone, the five before it are whole.
     let store = Store::open(&data).expect("a torn last write does not stop the store from opening");
     read_back(&store, 5, 20_000);
@@ -155,17 +163,11 @@ fn a_torn_last_write_is_discarded_and_the_store_opens() {
 
 #[test]
 fn a_bad_batch_followed_by_good_ones_is_still_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let store = Store::open(&data).unwrap();
+    let (_dir, data, store) = fresh_store();
     write_synced(&store, 0, 6, 20_000);
     drop(store);
     // Damage in the middle of the journal, with intact batches after it, is
     // corruption, not a torn write: the store refuses to open.
-    let js = journals(&data);
-    let f = std::fs::OpenOptions::new().write(true).open(&js[0]).unwrap();
-    f.write_all_at(&[0u8; 4096], 40_960).unwrap();
-    f.sync_all().unwrap();
-    drop(f);
+    lose_page(&data, 40_960);
     assert!(Store::open(&data).is_err(), "mid-journal damage is reported");
 }
