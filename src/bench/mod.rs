@@ -11,7 +11,7 @@ pub mod pacer;
 
 /// Most connections a run drives (the pacer numbers a thread's connections
 /// in 16 bits).
-pub const MAX_CONNECTIONS: usize = 65_536;
+pub const MAX_CONNECTIONS: usize = u16::MAX as usize + 1;
 /// Highest `--rate`, requests per second.
 pub const MAX_RATE: f64 = 10_000_000.0;
 pub mod procs;

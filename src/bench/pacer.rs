@@ -60,7 +60,7 @@ const MAX_WRITE: usize = 4096;
 /// When there are more than 65,536 connections, or the socket pair or the
 /// thread cannot be created.
 pub fn start(paces: Vec<Pace>, stop: Arc<AtomicBool>) -> std::io::Result<(std::thread::JoinHandle<()>, StdUnixStream)> {
-    if paces.len() > usize::from(u16::MAX) + 1 {
+    if paces.len() > super::MAX_CONNECTIONS {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pacer numbers at most 65,536 connections"));
     }
     let (mut tx, rx) = StdUnixStream::pair()?;
