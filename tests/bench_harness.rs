@@ -50,23 +50,48 @@ fn two_rounds_each_get_fresh_keys_and_no_key_overspends() {
 #[test]
 fn a_paced_run_holds_its_rate_and_counts_late_sends() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
-        .args(["bench", "--keys", "20", "--tenants", "2", "--connections", "4", "--duration", "2", "--cap-usd", "1000", "--no-nginx", "--rate", "400", "--json"])
-        .output()
-        .expect("capgate bench runs");
-    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let v = paced_run("4", "400");
     assert_eq!(v["load"]["rate"], 400.0);
     let rows = v["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 2, "direct and capgate");
     for r in rows {
         assert_eq!(r["errors"], 0, "{r}");
-        // Paced, not closed-loop: well under what loopback could do, near 400.
+        // Paced, not closed-loop: a send never leaves before its slot, so
+        // the rate is at most 400 (loopback alone would do thousands). How
+        // close to 400 it gets, and how many sends leave late, depend on
+        // the machine: a loaded CI runner falls behind a debug build.
         let rps = r["rps"].as_f64().unwrap_or(0.0);
-        assert!((300.0..=500.0).contains(&rps), "{r}");
+        assert!(rps > 0.0 && rps <= 440.0, "{r}");
+        let answered: u64 = r["statuses"].as_object().expect("statuses").values().filter_map(serde_json::Value::as_u64).sum();
+        assert!(answered > 0, "{r}");
         let late = r["late_sends"].as_u64().expect("late_sends is reported");
-        assert!(late < 80, "most sends leave on their slot: {r}");
+        assert!(late <= answered + 4, "a late send is one of the sends: {r}");
     }
+}
+
+#[test]
+fn a_rate_no_machine_can_hold_counts_nearly_every_send_late() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // One connection at a million requests per second: its slots are 1 µs
+    // apart and no loopback round trip is that quick, so each send after the
+    // first leaves more than one interval behind its slot.
+    let v = paced_run("1", "1000000");
+    for r in v["rows"].as_array().expect("rows") {
+        assert_eq!(r["errors"], 0, "{r}");
+        let answered: u64 = r["statuses"].as_object().expect("statuses").values().filter_map(serde_json::Value::as_u64).sum();
+        let late = r["late_sends"].as_u64().expect("late_sends is reported");
+        assert!(answered > 10 && late * 10 >= answered * 9, "nearly every send is late: {r}");
+    }
+}
+
+/// A short paced `capgate bench` run without nginx; its JSON report.
+fn paced_run(connections: &str, rate: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(["bench", "--keys", "20", "--tenants", "2", "--connections", connections, "--duration", "2", "--cap-usd", "1000", "--no-nginx", "--rate", rate, "--json"])
+        .output()
+        .expect("capgate bench runs");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON report")
 }
 
 #[test]
