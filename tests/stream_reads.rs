@@ -63,14 +63,18 @@ fn a_read_after_a_short_read_waits_for_the_next_bytes() {
 #[test]
 fn a_read_that_fills_the_buffer_leaves_the_rest_readable() {
     let (done, wait) = std::sync::mpsc::channel::<()>();
+    let (written, sent) = std::sync::mpsc::channel::<()>();
     let addr = peer(move |mut s| {
         s.write_all(&[7u8; 10_000]).unwrap();
+        written.send(()).unwrap();
         // Silent and open: no new edge comes while the client reads the rest.
         let _ = wait.recv_timeout(Duration::from_secs(30));
     });
     run(async move {
         let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
-        // All 10,000 bytes arrive, and the driver sees their edge, first.
+        // All 10,000 bytes are in the socket (a loopback write returns once
+        // they are queued at the reader), and the driver sees their edge, first.
+        sent.recv_timeout(Duration::from_secs(30)).expect("the peer wrote");
         monoio::time::sleep(Duration::from_millis(200)).await;
         let mut sizes = Vec::new();
         while sizes.iter().sum::<usize>() < 10_000 {
@@ -85,15 +89,18 @@ fn a_read_that_fills_the_buffer_leaves_the_rest_readable() {
 
 #[test]
 fn an_end_of_stream_that_came_with_the_data_ends_the_next_read() {
-    let addr = peer(|mut s| {
+    let (written, sent) = std::sync::mpsc::channel::<()>();
+    let addr = peer(move |mut s| {
         s.write_all(b"last words").unwrap();
         s.shutdown(Shutdown::Write).unwrap();
+        written.send(()).unwrap();
         thread::sleep(Duration::from_secs(10));
     });
     run(async move {
         let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
         // Let the data and the FIN both arrive, and the driver see them in
         // one epoll pass, before the first read.
+        sent.recv_timeout(Duration::from_secs(30)).expect("the peer wrote and shut down");
         monoio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(read_some(&mut stream).await, b"last words");
         // No new edge will come: the closed mark must still be set.
