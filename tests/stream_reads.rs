@@ -32,7 +32,7 @@ fn peer(peer: impl FnOnce(std::net::TcpStream) + Send + 'static) -> std::net::So
     addr
 }
 
-async fn read_some(stream: &mut monoio::net::TcpStream) -> Vec<u8> {
+async fn read_some<S: AsyncReadRent>(stream: &mut S) -> Vec<u8> {
     let (res, buf) = monoio::time::timeout(PATIENCE, stream.read(Vec::with_capacity(4096)))
         .await
         .expect("a read waited for an edge that never came");
@@ -147,5 +147,61 @@ fn a_short_datagram_read_leaves_the_queued_datagrams_readable() {
             let n = res.unwrap();
             assert_eq!(&buf[..n], want);
         }
+    });
+}
+
+#[test]
+fn a_unix_stream_read_after_a_short_read_waits_for_the_next_bytes() {
+    // The bench's pacer hands tickets over a Unix stream: the patch clears
+    // its readable mark after a short read too.
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let writer = thread::spawn(move || {
+        ours.write_all(b"first").unwrap();
+        wait.recv_timeout(PATIENCE).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        ours.write_all(b"second").unwrap();
+        // Dropping our end closes the stream.
+    });
+    run(async move {
+        let mut stream = monoio::net::UnixStream::from_std(theirs).unwrap();
+        assert_eq!(read_some(&mut stream).await, b"first");
+        go.send(()).unwrap();
+        assert_eq!(read_some(&mut stream).await, b"second", "the read after the short one waits for the next write");
+        assert_eq!(read_some(&mut stream).await, b"", "then end of stream");
+    });
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_cancelable_read_waits_after_a_short_read_and_still_cancels() {
+    use monoio::io::{CancelableAsyncReadRent, Canceller};
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let addr = peer(move |mut s| {
+        s.write_all(b"one").unwrap();
+        wait.recv_timeout(PATIENCE).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        s.write_all(b"two").unwrap();
+        thread::sleep(Duration::from_secs(10));
+    });
+    run(async move {
+        let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
+        let canceller = Canceller::new();
+        let (res, buf) = monoio::time::timeout(PATIENCE, stream.cancelable_read(Vec::with_capacity(4096), canceller.handle())).await.expect("the first bytes arrive");
+        assert_eq!((res.unwrap(), &buf[..]), (3, &b"one"[..]));
+        go.send(()).unwrap();
+        // The socket is empty: this read must wait for the peer's second write.
+        let (res, buf) = monoio::time::timeout(PATIENCE, stream.cancelable_read(Vec::with_capacity(4096), canceller.handle())).await.expect("a read waited for an edge that never came");
+        assert_eq!((res.unwrap(), &buf[..]), (3, &b"two"[..]));
+        // Nothing more comes: a read that waits is ended by its canceller, at once.
+        let canceller = Canceller::new();
+        let handle = canceller.handle();
+        let read = stream.cancelable_read(Vec::with_capacity(4096), handle);
+        let cancel = async move {
+            monoio::time::sleep(Duration::from_millis(50)).await;
+            canceller.cancel();
+        };
+        let ((res, _), ()) = monoio::time::timeout(PATIENCE, async { monoio::join!(read, cancel) }).await.expect("a canceled read ends");
+        assert!(res.is_err(), "canceled, not read: {res:?}");
     });
 }
