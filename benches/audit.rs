@@ -1,9 +1,13 @@
-//! The audit path: rkyv encode/decode of one event, and a group commit of 256
-//! events into fjall with and without an fsync per batch.
+//! The audit path: rkyv encode/decode of one event, a group commit of 256
+//! events into fjall with and without an fsync per batch, and a sync-mode
+//! sized commit (16 events + fsync) into a new journal and into one
+//! reopened after a restart (the fjall patch zeroes ahead in both).
 
 mod common;
 
 use std::hint::black_box;
+
+use std::time::{Duration, Instant};
 
 use capgate::audit::event::{decode, encode, storage_key, AuditEvent, Decision, EventKind};
 use capgate::store::Store;
@@ -86,9 +90,56 @@ fn fjall_batches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Events in one sync-mode group commit under load (a few KB).
+const SYNC_GROUP: u64 = 16;
+
+/// One group commit of `SYNC_GROUP` events starting at `seq`, fsynced.
+fn synced_group(store: &Store, template: &AuditEvent, seq: &mut u64) {
+    let mut batch = store.db.batch();
+    for _ in 0..SYNC_GROUP {
+        *seq += 1;
+        let ev = AuditEvent { seq: *seq, ..template.clone() };
+        batch.insert(&store.audit, storage_key(ev.ts_ms, ev.seq).to_vec(), encode(&ev));
+    }
+    batch.commit().expect("batch commits");
+    store.db.persist(fjall::PersistMode::SyncData).expect("fsync");
+}
+
+/// Each sample gets its own store (outside the timing), so no sample's
+/// journal reaches fjall's rotation: a new one, or one written, closed and
+/// reopened (recovery truncates it to its data, as after a restart).
+fn synced_commits(c: &mut Criterion) {
+    let template = typical_event();
+    let mut g = c.benchmark_group("audit/synced_commit_16");
+    g.throughput(Throughput::Elements(SYNC_GROUP));
+    for (name, reopen) in [("new_journal", false), ("reopened_journal", true)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut seq = 0;
+                let mut store = Store::open(dir.path()).expect("store opens");
+                for _ in 0..8 {
+                    synced_group(&store, &template, &mut seq);
+                }
+                if reopen {
+                    drop(store);
+                    store = Store::open(dir.path()).expect("store reopens");
+                }
+                let started = Instant::now();
+                for _ in 0..iters {
+                    synced_group(&store, &template, &mut seq);
+                }
+                let took: Duration = started.elapsed();
+                took
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = codec, fjall_batches
+    targets = codec, fjall_batches, synced_commits
 }
 criterion_main!(benches);

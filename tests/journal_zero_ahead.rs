@@ -1,6 +1,7 @@
-//! capgate's fjall patch (vendor/fjall/CAPGATE-PATCH.md): a new journal's
-//! preallocated range is filled with written zeros ahead of the write
-//! position, what was written reads back the same after a reopen, and a
+//! capgate's fjall patch (vendor/fjall/CAPGATE-PATCH.md): a journal's
+//! range ahead of the write position is filled with written zeros (a new
+//! journal's preallocation, and past the data of one reopened after a
+//! restart), what was written reads back the same after a reopen, and a
 //! torn last write (a page of it missing after a power cut) is discarded
 //! rather than stopping the database from opening.
 #![cfg(target_os = "linux")]
@@ -125,12 +126,23 @@ fn synced_appends_land_on_zeroed_blocks_and_recover_unchanged() {
     assert_eq!(tables(&data), 0, "everything is still in the journal (and the memtable)");
     drop(store);
 
-    // Reopened: recovery replays the journal, zeros and all; appends to the
-    // reopened journal (opened for appending) survive the next reopen.
+    // Reopened: recovery replays the journal, zeros and all, and truncates
+    // it to its data; appends to the reopened journal are zeroed ahead too
+    // (it is written by position, not opened for appending) and survive
+    // the next reopen.
     let store = Store::open(&data).unwrap();
     read_back(&store, 4100, 500);
     assert_eq!(store.audit.iter().count(), 4102);
+    let js = journals(&data);
+    assert_eq!(js.len(), 1, "{js:?}");
+    let reopened_end = std::fs::metadata(&js[0]).unwrap().len();
+    assert_eq!(reopened_end, data_end(&js[0]), "recovery cut the journal to its data");
     write_synced(&store, 5000, 10, 500);
+    let end = data_end(&js[0]);
+    assert!(end > reopened_end, "the appends land after the recovered data: {reopened_end} -> {end}");
+    let len = std::fs::metadata(&js[0]).unwrap().len();
+    assert!(len >= end + 128 * 1024, "zeros written ahead of the reopened journal's writes: {len} bytes for {end} of data");
+    assert!(allocated(&js[0]) >= end + 128 * 1024, "and allocated: {}", allocated(&js[0]));
     drop(store);
     let store = Store::open(&data).unwrap();
     assert_eq!(store.audit.iter().count(), 4112);

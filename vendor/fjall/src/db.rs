@@ -762,6 +762,10 @@ impl Database {
                     }
                 }
 
+                // capgate patch: the replay has truncated the journal to its
+                // data; from here it can be zeroed ahead like a new one.
+                db.supervisor.journal.get_writer()?.reopen_for_zeroing();
+
                 for keyspace in keyspaces.values() {
                     let size = keyspace.tree.active_memtable().size();
 

@@ -20,9 +20,9 @@ pub const PRE_ALLOCATED_BYTES: u64 = 64 * 1_024 * 1_024;
 
 pub const JOURNAL_BUFFER_BYTES: usize = 8 * 1_024;
 
-/// capgate patch (see `CAPGATE-PATCH.md`): a new journal's preallocated
-/// range is filled with written zeros this far ahead of the write position,
-/// at a sync, so that the syncs after it find their blocks allocated.
+/// capgate patch (see `CAPGATE-PATCH.md`): a journal is filled with
+/// written zeros this far ahead of the write position, at a sync, so that
+/// the syncs after it find their blocks allocated.
 pub const ZERO_AHEAD_BYTES: u64 = 256 * 1_024;
 
 /// capgate patch: syncs that commit more than this since the previous one
@@ -40,9 +40,9 @@ pub struct Writer {
     compression_threshold: usize,
 
     /// capgate patch: the end of the range of this journal filled with
-    /// written zeros, in a journal this writer created; `None` in a reopened
-    /// journal (opened for appending), in one being sealed, or once the
-    /// preallocation is used up.
+    /// written zeros; `None` in a reopened journal until recovery has
+    /// replayed it ([`Writer::reopen_for_zeroing`]), in one being sealed,
+    /// or once the preallocated length is used up.
     zeroed_to: Option<u64>,
 
     /// capgate patch: the write position at the previous sync.
@@ -226,6 +226,30 @@ impl Writer {
         })
     }
 
+    /// capgate patch: once recovery has replayed (and truncated) this
+    /// reopened journal, swaps its `O_APPEND` handle for one that writes at
+    /// its end by position, so [`Self::zero_ahead`] can write zeros past the
+    /// data here too (with `O_APPEND`, Linux appends a positioned write).
+    /// Called before anything new is written; nothing else writes to the
+    /// file. On any failure the appending handle stays, without zeroing.
+    pub(crate) fn reopen_for_zeroing(&mut self) {
+        if !cfg!(target_os = "linux") || self.zeroed_to.is_some() || self.is_buffer_dirty {
+            return;
+        }
+        let reopened = OpenOptions::new().write(true).open(&self.path).and_then(|mut file| {
+            let end = file.seek(std::io::SeekFrom::End(0))?;
+            Ok((file, end))
+        });
+        match reopened {
+            Ok((file, end)) => {
+                self.file = BufWriter::with_capacity(JOURNAL_BUFFER_BYTES, file);
+                self.zeroed_to = Some(end);
+                self.synced_to = end;
+            }
+            Err(e) => log::warn!("Journal zeroing ahead stays off at {}: {e:?}", self.path.display()),
+        }
+    }
+
     /// Persists the journal file.
     pub(crate) fn persist(&mut self, mode: PersistMode) -> std::io::Result<()> {
         log::trace!(
@@ -269,9 +293,10 @@ impl Writer {
     /// [`ZERO_AHEAD_BYTES`] of zeros past it (within the preallocated
     /// length), just before a sync that commits at most
     /// [`ZERO_AHEAD_MAX_COMMIT`]. `set_len` leaves the preallocation a
-    /// hole, so every sync of an append into it must also commit the blocks
-    /// it allocated; over written zeros a sync commits data only. Holes
-    /// read as zeros, so the file's contents, and recovery, are unchanged.
+    /// hole, and a reopened journal grows with each append, so every sync
+    /// must also commit the blocks it allocated; over written zeros a sync
+    /// commits data only. Holes and zeros past the data read the same, so
+    /// recovery is unchanged (it stops at the zeros and truncates them).
     /// The buffer is flushed, so the file's position is the write position,
     /// and the zeros go past it with a positioned write that leaves it
     /// there. A failure only turns this off: the range is zeros either way.
