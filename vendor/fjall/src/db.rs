@@ -764,6 +764,9 @@ impl Database {
 
                 // capgate patch: the replay has truncated the journal to its
                 // data; from here it can be zeroed ahead like a new one.
+                // This takes the writer lock under the keyspaces' read lock
+                // (the flush worker takes them the other way round): safe
+                // only because no worker thread runs yet, so keep it here.
                 db.supervisor.journal.get_writer()?.reopen_for_zeroing();
 
                 for keyspace in keyspaces.values() {

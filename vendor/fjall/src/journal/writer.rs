@@ -302,6 +302,10 @@ impl Writer {
     /// there. A failure only turns this off: the range is zeros either way.
     fn zero_ahead(&mut self) {
         let Some(zeroed) = self.zeroed_to else { return };
+        if !cfg!(target_os = "linux") {
+            self.zeroed_to = None;
+            return;
+        }
         if zeroed >= PRE_ALLOCATED_BYTES {
             self.zeroed_to = None;
             return;
