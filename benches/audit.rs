@@ -6,8 +6,7 @@
 mod common;
 
 use std::hint::black_box;
-
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use capgate::audit::event::{decode, encode, storage_key, AuditEvent, Decision, EventKind};
 use capgate::store::Store;
@@ -129,8 +128,7 @@ fn synced_commits(c: &mut Criterion) {
                 for _ in 0..iters {
                     synced_group(&store, &template, &mut seq);
                 }
-                let took: Duration = started.elapsed();
-                took
+                started.elapsed()
             })
         });
     }
