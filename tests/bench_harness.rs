@@ -56,14 +56,14 @@ fn a_paced_run_holds_its_rate_and_counts_late_sends() {
     assert_eq!(rows.len(), 2, "direct and capgate");
     for r in rows {
         assert_eq!(r["errors"], 0, "{r}");
-        // Paced, not closed-loop: a send never leaves before its slot, so
-        // the rate stays near 400 (loopback alone would do thousands). Sends
-        // that fell behind during the warm-up may catch up in the measured
-        // window, hence the margin. How close to 400 it gets, and how many
-        // sends leave late, depend on the machine: a loaded CI runner falls
-        // behind a debug build.
+        // Paced, not closed-loop: a send never leaves before its slot
+        // (loopback alone would do thousands). At most the 1 s warm-up's
+        // 400 slots can still be owed when the 2 s window opens, so the
+        // window sees at most (400 + 800) / 2 = 600 req/s, 650 with slack.
+        // How close to 400 it gets, and how many sends leave late, depend
+        // on the machine: a loaded CI runner falls behind a debug build.
         let rps = r["rps"].as_f64().unwrap_or(0.0);
-        assert!(rps > 0.0 && rps <= 500.0, "{r}");
+        assert!(rps > 0.0 && rps <= 650.0, "{r}");
         let answered: u64 = r["statuses"].as_object().expect("statuses").values().filter_map(serde_json::Value::as_u64).sum();
         assert!(answered > 0, "{r}");
         let late = r["late_sends"].as_u64().expect("late_sends is reported");

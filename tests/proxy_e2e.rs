@@ -254,7 +254,9 @@ fn a_vendor_too_slow_to_answer_is_504_and_keeps_the_reservation() {
     let dir = tempdir();
     let cg = Capgate::start(&config_for(&mock, "[proxy]\nresponse_timeout_ms = 300\n"), &dir.path().join("data"));
     let (id, token) = cg.issue_stripe(10.0, "t/slow");
-    let (s, v, _) = form_call_with(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=250&currency=usd", &[("x-mock-delay-ms", "2000")]);
+    // The mock answers long after capgate's 300 ms (a stalled runner must
+    // not let the answer win); capgate answers well within the client's 20 s.
+    let (s, v, _) = form_call_with(&cg.proxy_url("/stripe/v1/charges"), &token, "amount=250&currency=usd", &[("x-mock-delay-ms", "15000")]);
     assert_eq!((s, v["error"].as_str()), (504, Some("upstream_timeout")), "{v}");
     assert_eq!(cg.key(&id)["spent_today_usd"], 2.5);
 }

@@ -217,10 +217,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-/// Sends raw bytes and returns the raw answer (until close or timeout).
+/// Sends raw bytes and returns the raw answer (until close, or 3 s without
+/// more bytes; the first may take 20 s on a loaded machine).
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(bytes).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -228,6 +229,9 @@ pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if out.is_empty() {
+                    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                }
                 out.extend_from_slice(&buf[..n]);
                 if out.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&out).contains("connection: close") {
                     // read the rest of the small body
