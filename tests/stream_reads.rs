@@ -40,15 +40,21 @@ async fn read_some<S: AsyncReadRent>(stream: &mut S) -> Vec<u8> {
     buf
 }
 
+/// Writes `first`, then, once the reader has said it read it (and 50 ms
+/// more, so that its next read is already waiting), `second`.
+fn write_twice(w: &mut impl Write, first: &[u8], read_first: &std::sync::mpsc::Receiver<()>, second: &[u8]) {
+    w.write_all(first).unwrap();
+    read_first.recv_timeout(PATIENCE).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    w.write_all(second).unwrap();
+}
+
 #[test]
 fn a_read_after_a_short_read_waits_for_the_next_bytes() {
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let addr = peer(move |mut s| {
-        s.write_all(b"hello").unwrap();
         // The second write comes only after the client's first read.
-        wait.recv_timeout(PATIENCE).unwrap();
-        thread::sleep(Duration::from_millis(50));
-        s.write_all(b"world").unwrap();
+        write_twice(&mut s, b"hello", &wait, b"world");
     });
     run(async move {
         let mut stream = monoio::net::TcpStream::connect(addr).await.unwrap();
@@ -157,10 +163,7 @@ fn a_unix_stream_read_after_a_short_read_waits_for_the_next_bytes() {
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let writer = thread::spawn(move || {
-        ours.write_all(b"first").unwrap();
-        wait.recv_timeout(PATIENCE).unwrap();
-        thread::sleep(Duration::from_millis(50));
-        ours.write_all(b"second").unwrap();
+        write_twice(&mut ours, b"first", &wait, b"second");
         // Dropping our end closes the stream.
     });
     run(async move {
@@ -178,10 +181,7 @@ fn a_cancelable_read_waits_after_a_short_read_and_still_cancels() {
     use monoio::io::{CancelableAsyncReadRent, Canceller};
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let addr = peer(move |mut s| {
-        s.write_all(b"one").unwrap();
-        wait.recv_timeout(PATIENCE).unwrap();
-        thread::sleep(Duration::from_millis(50));
-        s.write_all(b"two").unwrap();
+        write_twice(&mut s, b"one", &wait, b"two");
         thread::sleep(Duration::from_secs(10));
     });
     run(async move {
