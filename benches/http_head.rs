@@ -1,12 +1,18 @@
 //! Request- and response-head parsing (`http1::head`), the first thing every
-//! proxied call pays for.
+//! proxied call pays for, and chunked-body decoding (`http1::chunked`):
+//! capgate's strict decoder side by side with the monoio-http decoder it
+//! wraps, on the same body.
 
 mod common;
 
 use std::hint::black_box;
 
+use bytes::BytesMut;
+use capgate::http1::chunked::{Chunk, ChunkedBody};
 use capgate::http1::head::{parse_request_head, parse_response_head, Limits};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use monoio_codec::{Decoded, Decoder};
+use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
 
 /// What stripe-node 14.x sends for `paymentIntents.create` through capgate.
 const STRIPE_POST: &[u8] = b"POST /stripe/v1/payment_intents HTTP/1.1\r\n\
@@ -94,6 +100,52 @@ fn response_heads(c: &mut Criterion) {
     g.finish();
 }
 
+/// A streamed LLM answer's body: 32 SSE events of about 120 bytes, one
+/// chunk each, with `ext` after every size.
+fn sse_body(ext: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for i in 0..32 {
+        let event = format!("data: {{\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"delta\":{{\"content\":\"tok{i}\"}}}}]}}\n\n");
+        wire.extend_from_slice(format!("{:x}{ext}\r\n{event}\r\n", event.len()).as_bytes());
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    wire
+}
+
+/// Bytes of body decoded from `wire` by capgate's decoder.
+fn capgate_decode(mut buf: BytesMut) -> usize {
+    let mut dec = ChunkedBody::default();
+    let mut n = 0;
+    while let Ok(Chunk::Data(d)) = dec.decode(&mut buf) {
+        n += d.len();
+    }
+    n
+}
+
+/// Bytes of body decoded from `wire` by monoio-http's decoder alone.
+fn monoio_decode(mut buf: BytesMut) -> usize {
+    let mut dec = ChunkedBodyDecoder::default();
+    let mut n = 0;
+    while let Ok(Decoded::Some(Some(d))) = dec.decode(&mut buf) {
+        n += d.len();
+    }
+    n
+}
+
+fn chunked_bodies(c: &mut Criterion) {
+    let plain = sse_body("");
+    let with_ext = sse_body(";ts=1716000000");
+    let body = capgate_decode(BytesMut::from(&plain[..]));
+    assert_eq!(body, monoio_decode(BytesMut::from(&plain[..])), "both decoders read the same body");
+    assert_eq!(body, capgate_decode(BytesMut::from(&with_ext[..])));
+    let mut g = c.benchmark_group("http_chunked/sse_32_events");
+    g.throughput(Throughput::Bytes(body as u64));
+    g.bench_function("monoio_http", |b| b.iter_batched(|| BytesMut::from(&plain[..]), |buf| black_box(monoio_decode(buf)), BatchSize::SmallInput));
+    g.bench_function("capgate", |b| b.iter_batched(|| BytesMut::from(&plain[..]), |buf| black_box(capgate_decode(buf)), BatchSize::SmallInput));
+    g.bench_function("capgate_with_extensions", |b| b.iter_batched(|| BytesMut::from(&with_ext[..]), |buf| black_box(capgate_decode(buf)), BatchSize::SmallInput));
+    g.finish();
+}
+
 /// Fails loudly (before timing) if a fixture stops parsing the way it should.
 fn check_fixtures() {
     use capgate::http1::Framing;
@@ -110,6 +162,7 @@ fn all(c: &mut Criterion) {
     check_fixtures();
     request_heads(c);
     response_heads(c);
+    chunked_bodies(c);
 }
 
 criterion_group! {

@@ -73,6 +73,15 @@ fn malformed_http_gets_4xx_and_is_never_forwarded() {
         let answer = raw(cg.proxy, &bytes);
         assert!(answer.starts_with(&format!("HTTP/1.1 {want}")), "{:?} → {answer:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(80)]));
     }
+    // Chunked framing a lenient parser could read two ways: a bare LF
+    // inside an extension, a size line without digits (some read it as the
+    // last chunk), a trailer line without a colon. Refused as framing.
+    for body in [&b"5;x\ny\r\nhello\r\n0\r\n\r\n"[..], b"\r\n\r\n", b"5\r\nhello\r\n0\r\nno colon here\r\n\r\n"] {
+        let mut bytes = format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        bytes.extend_from_slice(body);
+        let answer = raw(cg.proxy, &bytes);
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("invalid_body_framing"), "{:?} → {answer:?}", String::from_utf8_lossy(body));
+    }
     // A chunked body larger than the limit.
     let big = "a".repeat(1024 * 1024 + 10);
     let mut chunked = format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
@@ -101,6 +110,26 @@ fn chunked_requests_are_dechunked_and_priced() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(String::from_utf8_lossy(&mock.recorded()[0].body), body);
     assert_eq!(cg.key(&id)["spent_today_usd"], 7.0);
+    // Chunk extensions are ignored and trailers dropped (RFC 9112 §7.1),
+    // and the connection stays in step: a second request written right
+    // behind the first is read as its own.
+    // (Another amount: the duplicate guard would replay the same charge.)
+    let first = "amount=800&currency=usd";
+    let second = "amount=300&currency=usd";
+    let pipelined = format!(
+        "POST /stripe/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;name=value\r\n{}\r\n{:X} ; a=\"q;x\"\r\n{}\r\n0;last\r\nDigest: sha-256=abc\r\nX-Trailer: 1\r\n\r\n\
+         POST /stripe/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{second}",
+        &first[..5], first.len() - 5, &first[5..], second.len()
+    );
+    let answers = raw(cg.proxy, pipelined.as_bytes());
+    assert_eq!(answers.matches("HTTP/1.1 200").count(), 2, "{answers}");
+    let recorded = mock.recorded();
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(String::from_utf8_lossy(&recorded[1].body), first);
+    assert_eq!(String::from_utf8_lossy(&recorded[2].body), second);
+    assert!(recorded[1].headers.iter().all(|(n, _)| n != "digest" && n != "x-trailer" && n != "transfer-encoding"), "{:?}", recorded[1].headers);
+    assert_eq!(cg.key(&id)["spent_today_usd"], 18.0);
 }
 
 #[test]

@@ -1,19 +1,19 @@
 //! `parse_request_head` (and `parse_response_head`) on arbitrary bytes, then
-//! monoio-http's `ChunkedBodyDecoder` over what follows a chunked head.
+//! capgate's chunked decoder (`http1::chunked`) over what follows a chunked head.
 //!
 //! Checks: never panics; `consumed` never exceeds the input or the head
 //! limit; a head carrying both Content-Length and Transfer-Encoding (any
 //! case, as httparse itself sees the fields) never parses; `Length(n)` only
 //! with a content-length field whose value is `n`, `Chunked` only with a
 //! transfer-encoding field and HTTP/1.1; the decoder never yields more bytes
-//! than it was given.
+//! than it was given, and reaches the same verdict (body, end, refusal or
+//! needs more) whether the bytes come at once or a few at a time.
 #![no_main]
 
 use bytes::BytesMut;
 use capgate::http1::head::{parse_request_head, parse_response_head, Framing, Limits};
 use libfuzzer_sys::fuzz_target;
-use monoio_codec::{Decoded, Decoder};
-use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
+use capgate::http1::chunked::{Chunk, ChunkedBody};
 
 /// Header names as httparse reports them, independent of capgate's code.
 fn raw_names(data: &[u8], max_headers: usize, request: bool) -> Vec<String> {
@@ -75,24 +75,57 @@ fn check_request(data: &[u8], limits: &Limits) {
     }
 }
 
-/// Drives the decoder the way `Conn::read_body` does, with all bytes present.
-fn decode_chunked(rest: &[u8]) {
-    let mut buf = BytesMut::from(rest);
-    let mut dec = ChunkedBodyDecoder::default();
-    let mut body = 0usize;
-    for _ in 0..=rest.len() + 1 {
+/// What decoding a chunked body came to: its bytes, and whether it ended
+/// (with the bytes left after it), was refused, or needs more.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Ended(Vec<u8>, Vec<u8>),
+    Refused,
+    NeedsMore(Vec<u8>),
+}
+
+/// Feeds `rest` to the decoder `step` bytes at a time (all at once for
+/// `usize::MAX`), the way `Conn::read_body` does as reads arrive.
+fn decode(rest: &[u8], step: usize) -> Verdict {
+    let mut buf = BytesMut::new();
+    let mut dec = ChunkedBody::default();
+    let mut body = Vec::new();
+    let mut fed = 0;
+    loop {
         let before = buf.len();
         match dec.decode(&mut buf) {
-            Ok(Decoded::Some(Some(data))) => {
+            Ok(Chunk::Data(data)) => {
                 assert!(!data.is_empty());
-                body += data.len();
                 assert!(buf.len() < before, "a chunk without progress");
+                body.extend_from_slice(&data);
             }
-            Ok(Decoded::Some(None)) => break,
-            Ok(_) | Err(_) => break,
+            Ok(Chunk::End) => {
+                buf.extend_from_slice(&rest[fed..]);
+                return Verdict::Ended(body, buf.to_vec());
+            }
+            Err(_) => return Verdict::Refused,
+            Ok(Chunk::NeedMore) => {
+                if fed == rest.len() {
+                    return Verdict::NeedsMore(body);
+                }
+                let next = fed + step.min(rest.len() - fed);
+                buf.extend_from_slice(&rest[fed..next]);
+                fed = next;
+            }
         }
+        assert!(body.len() <= rest.len(), "decoded {} bytes from {}", body.len(), rest.len());
     }
-    assert!(body <= rest.len(), "decoded {body} bytes from {}", rest.len());
+}
+
+fn decode_chunked(rest: &[u8]) {
+    let whole = decode(rest, usize::MAX);
+    if let Verdict::Ended(body, after) = &whole {
+        assert!(body.len() + after.len() <= rest.len());
+        assert!(rest.ends_with(after), "the bytes after the body are left as they came");
+    }
+    for step in [1, 3] {
+        assert_eq!(whole, decode(rest, step), "all at once, then {step} at a time");
+    }
 }
 
 fn check_response(data: &[u8], head_request: bool) {

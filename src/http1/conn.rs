@@ -1,7 +1,7 @@
 //! A buffered HTTP/1.1 connection over any monoio stream: reads heads and
 //! bodies within limits, writes answers, and relays a streamed body from one
 //! connection to another piece by piece (SSE and chunked answers reach the
-//! client as they arrive). Body decoding uses monoio-http's decoders.
+//! client as they arrive). Chunked bodies go through [`super::chunked`].
 
 use std::io;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use monoio_codec::{Decoded, Decoder};
-use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
+
+use super::chunked::{self, Chunk, ChunkedBody};
 
 use super::head::{parse_request_head, parse_response_head, Framing, HeadError, Limits, RequestHead, ResponseHead};
 
@@ -136,19 +136,21 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 Ok(self.buf.split_to(n).freeze())
             }
             Framing::Chunked => {
-                let mut dec = ChunkedBodyDecoder::default();
+                let mut dec = ChunkedBody::default();
                 let mut out = BytesMut::new();
                 loop {
                     match dec.decode(&mut self.buf) {
-                        Ok(Decoded::Some(Some(data))) => {
+                        Ok(Chunk::Data(data)) => {
                             if out.len() + data.len() > max {
                                 return Err(BodyError::TooLarge);
                             }
                             out.extend_from_slice(&data);
                         }
-                        Ok(Decoded::Some(None)) => return Ok(out.freeze()),
-                        Ok(_) => {
-                            if self.buf.len() > max.saturating_sub(out.len()) + 1024 {
+                        Ok(Chunk::End) => return Ok(out.freeze()),
+                        Ok(Chunk::NeedMore) => {
+                            // Room for the rest of the allowed body plus one
+                            // chunk's framing or the trailer section.
+                            if self.buf.len() > max.saturating_sub(out.len()) + chunked::MAX_TRAILERS + chunked::MAX_SIZE_LINE {
                                 return Err(BodyError::TooLarge);
                             }
                             if self.fill_within(timeout).await? == 0 {
@@ -243,15 +245,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 out.finish(down).await
             }
             Framing::Chunked => {
-                let mut dec = ChunkedBodyDecoder::default();
+                let mut dec = ChunkedBody::default();
                 loop {
                     match dec.decode(&mut self.buf) {
-                        Ok(Decoded::Some(Some(data))) => {
+                        Ok(Chunk::Data(data)) => {
                             tap(&data);
                             out.piece(&data);
                         }
-                        Ok(Decoded::Some(None)) => return out.finish(down).await,
-                        Ok(_) => {
+                        Ok(Chunk::End) => return out.finish(down).await,
+                        Ok(Chunk::NeedMore) => {
                             out.flush(down).await?;
                             if self.fill_within(idle).await.map_err(|_| RelayError::Upstream)? == 0 {
                                 return Err(RelayError::Upstream);
@@ -400,6 +402,21 @@ mod tests {
 
     use super::*;
 
+    /// Reads one answer head from `up_addr` and relays its body, rechunked,
+    /// to `client_addr`: the body pieces the tap saw, and the bytes still
+    /// buffered on the upstream connection afterwards.
+    fn relay_once(up_addr: std::net::SocketAddr, client_addr: std::net::SocketAddr) -> (Vec<u8>, usize) {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async move {
+            let mut up = Conn::new(monoio::net::TcpStream::connect(up_addr).await.unwrap());
+            let mut down = Conn::new(monoio::net::TcpStream::connect(client_addr).await.unwrap());
+            let head = up.read_response_head(false, Duration::from_secs(5)).await.unwrap();
+            let mut seen = Vec::new();
+            let out = encode_response_head(head.status, &head.reason, &[] as &[(&str, &[u8])], None, true);
+            up.relay_body(out, head.framing, &mut down, true, Duration::from_secs(5), |p| seen.extend_from_slice(p)).await.unwrap();
+            (seen, up.buffered())
+        })
+    }
+
     /// A streamed answer whose next piece is late: the client must get the
     /// head and the first piece before the relay waits on the upstream.
     #[test]
@@ -432,19 +449,47 @@ mod tests {
             }
             String::from_utf8(got).unwrap()
         });
-        let relayed = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(async move {
-            let mut up = Conn::new(monoio::net::TcpStream::connect(up_addr).await.unwrap());
-            let mut down = Conn::new(monoio::net::TcpStream::connect(client_addr).await.unwrap());
-            let head = up.read_response_head(false, Duration::from_secs(5)).await.unwrap();
-            let mut seen = Vec::new();
-            let out = encode_response_head(head.status, &head.reason, &[] as &[(&str, &[u8])], None, true);
-            up.relay_body(out, head.framing, &mut down, true, Duration::from_secs(5), |p| seen.extend_from_slice(p)).await.unwrap();
-            seen
-        });
+        let (relayed, _) = relay_once(up_addr, client_addr);
         assert_eq!(relayed, b"hello\nbye\n");
         let text = down.join().unwrap();
         up.join().unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\n6\r\nhello\n\r\n4\r\nbye\n\r\n0\r\n\r\n"), "{text}");
+    }
+
+    /// A vendor's chunked answer with extensions and a trailer section
+    /// reaches the client whole, rechunked without either, and the upstream
+    /// connection is left at the answer's end (ready for the pool).
+    #[test]
+    fn relay_drops_chunk_extensions_and_trailers() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (up_addr, client_addr) = (upstream.local_addr().unwrap(), client.local_addr().unwrap());
+        let up = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-usage\r\n\r\n5;id=1\r\nhello\r\n1 ; q=\"a;b\"\r\n!\r\n0\r\nx-usage: 42\r\n\r\n").unwrap();
+            // Held open until the relay is done: the end is read from the framing.
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+        });
+        let down = std::thread::spawn(move || {
+            let (mut s, _) = client.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"0\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8(got).unwrap()
+        });
+        let (seen, left) = relay_once(up_addr, client_addr);
+        assert_eq!(seen, b"hello!");
+        assert_eq!(left, 0, "the trailer section was consumed");
+        let text = down.join().unwrap();
+        up.join().unwrap();
+        assert!(text.ends_with("\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"), "{text}");
+        assert!(!text.contains("x-usage") && !text.contains("id=1"), "{text}");
     }
 }
