@@ -114,7 +114,7 @@ fn sse_body(ext: &str) -> Vec<u8> {
 
 /// Bytes of body decoded from `wire` by capgate's decoder.
 fn capgate_decode(mut buf: BytesMut) -> usize {
-    let mut dec = ChunkedBody::default();
+    let mut dec = ChunkedBody::for_relay();
     let mut n = 0;
     while let Ok(Chunk::Data(d)) = dec.decode(&mut buf) {
         n += d.len();

@@ -93,6 +93,11 @@ fn malformed_http_gets_4xx_and_is_never_forwarded() {
     chunked.extend_from_slice(b"0\r\n\r\n");
     let answer = raw(cg.proxy, &chunked);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    // A chunk declared past the limit is refused from its size line, before
+    // any of its data is sent (or buffered).
+    let declared = format!("POST /stripe/v1/charges HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n", 1024 * 1024 + 1);
+    let answer = raw(cg.proxy, declared.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
     assert_eq!(mock.count(), 0);
     // The server is still healthy afterwards.
     assert_eq!(cg.charge(&token, 100).0, 200);

@@ -249,6 +249,28 @@ fn https_upstreams_are_reached_over_tls() {
 }
 
 #[test]
+fn a_vendor_connection_with_bytes_past_its_answer_is_not_reused() {
+    let mock = mock();
+    let dir = tempdir();
+    let cg = Capgate::start(&config_for(&mock, ""), &dir.path().join("data"));
+    let (id, token) = cg.issue_stripe(10.0, "t/stray");
+    // Two requests on one client connection, so one core serves both and
+    // the second would take the first's pooled vendor connection. The
+    // vendor sends an unasked-for 402 behind its first answer; read as the
+    // second answer, it would refuse a call the vendor never saw.
+    let call = |amount: u32, extra: &str, last: bool| {
+        let body = format!("amount={amount}&currency=usd");
+        let close = if last { "Connection: close\r\n" } else { "" };
+        format!("POST /stripe/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}{close}Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let answers = raw(cg.proxy, format!("{}{}", call(100, "x-mock-stray: 1\r\n", false), call(200, "", true)).as_bytes());
+    assert_eq!(answers.matches("HTTP/1.1 200").count(), 2, "{answers}");
+    assert!(!answers.contains("402"), "{answers}");
+    assert_eq!(mock.count(), 2);
+    assert_eq!(cg.key(&id)["spent_today_usd"], 3.0);
+}
+
+#[test]
 fn a_vendor_too_slow_to_answer_is_504_and_keeps_the_reservation() {
     let mock = mock();
     let dir = tempdir();

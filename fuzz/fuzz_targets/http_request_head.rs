@@ -13,7 +13,7 @@
 use bytes::BytesMut;
 use capgate::http1::head::{parse_request_head, parse_response_head, Framing, Limits};
 use libfuzzer_sys::fuzz_target;
-use capgate::http1::chunked::{Chunk, ChunkedBody};
+use capgate::http1::chunked::{Chunk, ChunkError, ChunkedBody};
 
 /// Header names as httparse reports them, independent of capgate's code.
 fn raw_names(data: &[u8], max_headers: usize, request: bool) -> Vec<String> {
@@ -75,12 +75,13 @@ fn check_request(data: &[u8], limits: &Limits) {
     }
 }
 
-/// What decoding a chunked body came to: its bytes, and whether it ended
-/// (with the bytes left after it), was refused, or needs more.
+/// What decoding a chunked body (of at most 64 KiB) came to: its bytes,
+/// and whether it ended (with the bytes left after it), was refused and
+/// why, or needs more.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
     Ended(Vec<u8>, Vec<u8>),
-    Refused,
+    Refused(ChunkError),
     NeedsMore(Vec<u8>),
 }
 
@@ -88,7 +89,7 @@ enum Verdict {
 /// `usize::MAX`), the way `Conn::read_body` does as reads arrive.
 fn decode(rest: &[u8], step: usize) -> Verdict {
     let mut buf = BytesMut::new();
-    let mut dec = ChunkedBody::default();
+    let mut dec = ChunkedBody::for_request(64 * 1024);
     let mut body = Vec::new();
     let mut fed = 0;
     loop {
@@ -103,7 +104,7 @@ fn decode(rest: &[u8], step: usize) -> Verdict {
                 buf.extend_from_slice(&rest[fed..]);
                 return Verdict::Ended(body, buf.to_vec());
             }
-            Err(_) => return Verdict::Refused,
+            Err(e) => return Verdict::Refused(e),
             Ok(Chunk::NeedMore) => {
                 if fed == rest.len() {
                     return Verdict::NeedsMore(body);

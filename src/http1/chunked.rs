@@ -1,10 +1,14 @@
 //! Chunked transfer coding (RFC 9112 §7.1), read strictly. monoio-http's
 //! decoder frames the chunk data; this module owns the grammar around it,
 //! which that decoder does not handle: chunk extensions (`5;name=value`,
-//! checked and ignored, as the RFC asks) and the trailer section after the
-//! last chunk (checked and discarded). Everything a lenient parser might
-//! read differently from the peer in front of us is refused: a size line
-//! without digits, a bare CR or LF, control bytes, oversized lines.
+//! checked against the RFC's grammar and ignored, as it asks) and the
+//! trailer section after the last chunk (checked and discarded). It also
+//! bounds what a peer can make us hold: monoio-http buffers a whole chunk
+//! before handing it out, so a chunk larger than the body may be, or than
+//! [`MAX_RELAYED_CHUNK`] for a relayed answer, is refused as soon as its
+//! size line is read. Everything a lenient parser might read differently
+//! from the peer in front of us is refused: a size line without digits, a
+//! bare CR or LF, control bytes, stray whitespace, oversized lines.
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio_codec::{Decoded, Decoder};
@@ -14,6 +18,8 @@ use monoio_http::h1::codec::decoder::ChunkedBodyDecoder;
 pub const MAX_SIZE_LINE: usize = 4096;
 /// Largest trailer section, every field line and the final CRLF included.
 pub const MAX_TRAILERS: usize = 16 * 1024;
+/// Largest single chunk of a relayed answer (whole chunks are buffered).
+pub const MAX_RELAYED_CHUNK: u64 = 8 << 20;
 /// Most hex digits in a chunk size (16 fill a `u64`).
 const MAX_SIZE_DIGITS: usize = 16;
 
@@ -28,18 +34,26 @@ pub enum Chunk {
     NeedMore,
 }
 
-/// The body's framing broke the chunked grammar (400 on a request).
+/// Why a chunked body cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+pub enum ChunkError {
+    /// The framing broke the chunked grammar (400 on a request); the
+    /// connection can no longer be read in step with the peer.
+    Malformed,
+    /// A declared chunk would pass the body's limit, or the chunk limit (413
+    /// on a request).
+    TooLarge,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// At a chunk-size line.
-    Size,
+    /// At a chunk-size line, `scanned` bytes of it already searched for its end.
+    Size { scanned: usize },
     /// Inside a chunk's data (monoio-http holds its length).
     Data,
-    /// After the last chunk: `seen` bytes of trailer section consumed.
-    Trailers { seen: usize },
+    /// After the last chunk: `seen` bytes of trailer section consumed, and
+    /// `scanned` bytes of the current line searched.
+    Trailers { seen: usize, scanned: usize },
     /// The body ended.
     Done,
 }
@@ -49,33 +63,54 @@ enum State {
 pub struct ChunkedBody {
     data: ChunkedBodyDecoder,
     state: State,
-}
-
-impl Default for ChunkedBody {
-    fn default() -> Self {
-        ChunkedBody { data: ChunkedBodyDecoder::default(), state: State::Size }
-    }
+    /// Body bytes declared so far, and the most allowed.
+    declared: u64,
+    max_body: u64,
+    max_chunk: u64,
 }
 
 impl ChunkedBody {
+    /// A decoder for a request body of at most `max_body` bytes.
+    pub fn for_request(max_body: usize) -> ChunkedBody {
+        let max = u64::try_from(max_body).unwrap_or(u64::MAX);
+        ChunkedBody::new(max, max)
+    }
+
+    /// A decoder for a relayed answer: any length, in chunks of at most
+    /// [`MAX_RELAYED_CHUNK`].
+    pub fn for_relay() -> ChunkedBody {
+        ChunkedBody::new(u64::MAX, MAX_RELAYED_CHUNK)
+    }
+
+    fn new(max_body: u64, max_chunk: u64) -> ChunkedBody {
+        ChunkedBody { data: ChunkedBodyDecoder::default(), state: State::Size { scanned: 0 }, declared: 0, max_body, max_chunk }
+    }
+
     /// Decodes the next piece from the front of `buf`.
     ///
     /// # Errors
-    /// [`Malformed`] when the bytes break the grammar; the connection can
-    /// then no longer be read in step with the peer.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Chunk, Malformed> {
+    /// [`ChunkError`] when the bytes break the grammar or a limit.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Chunk, ChunkError> {
         loop {
             match self.state {
                 State::Done => return Ok(Chunk::End),
-                State::Size => {
-                    let Some(end) = line_end(buf, MAX_SIZE_LINE)? else {
-                        return Ok(Chunk::NeedMore);
+                State::Size { scanned } => {
+                    let end = match line_end(buf, scanned, MAX_SIZE_LINE)? {
+                        Line::End(end) => end,
+                        Line::Partial(scanned) => {
+                            self.state = State::Size { scanned };
+                            return Ok(Chunk::NeedMore);
+                        }
                     };
-                    let digits = size_digits(&buf[..end])?;
-                    if buf[..digits].iter().all(|&b| b == b'0') {
+                    let (digits, size) = size_line(&buf[..end])?;
+                    if size == 0 {
                         buf.advance(end + 2);
-                        self.state = State::Trailers { seen: 0 };
+                        self.state = State::Trailers { seen: 0, scanned: 0 };
                         continue;
+                    }
+                    self.declared = self.declared.saturating_add(size);
+                    if size > self.max_chunk || self.declared > self.max_body {
+                        return Err(ChunkError::TooLarge);
                     }
                     // Hand monoio-http the bare size line: move the digits up
                     // against the CRLF and drop what was before them.
@@ -87,81 +122,130 @@ impl ChunkedBody {
                     return self.data_step(buf);
                 }
                 State::Data => return self.data_step(buf),
-                State::Trailers { seen } => {
-                    let Some(end) = line_end(buf, MAX_TRAILERS - seen)? else {
-                        return Ok(Chunk::NeedMore);
+                State::Trailers { seen, scanned } => {
+                    let end = match line_end(buf, scanned, MAX_TRAILERS - seen)? {
+                        Line::End(end) => end,
+                        Line::Partial(scanned) => {
+                            self.state = State::Trailers { seen, scanned };
+                            return Ok(Chunk::NeedMore);
+                        }
                     };
                     if end > 0 {
                         field_line(&buf[..end])?;
                     }
                     let seen = seen + end + 2;
                     if seen > MAX_TRAILERS {
-                        return Err(Malformed);
+                        return Err(ChunkError::Malformed);
                     }
                     buf.advance(end + 2);
-                    self.state = if end == 0 { State::Done } else { State::Trailers { seen } };
+                    self.state = if end == 0 { State::Done } else { State::Trailers { seen, scanned: 0 } };
                 }
             }
         }
     }
 
     /// One step of monoio-http's decoder inside a chunk's data.
-    fn data_step(&mut self, buf: &mut BytesMut) -> Result<Chunk, Malformed> {
+    fn data_step(&mut self, buf: &mut BytesMut) -> Result<Chunk, ChunkError> {
         match self.data.decode(buf) {
             Ok(Decoded::Some(Some(data))) => {
-                self.state = State::Size;
+                self.state = State::Size { scanned: 0 };
                 Ok(Chunk::Data(data))
             }
             // A last chunk never reaches it (handled above).
-            Ok(Decoded::Some(None)) | Err(_) => Err(Malformed),
+            Ok(Decoded::Some(None)) | Err(_) => Err(ChunkError::Malformed),
             Ok(_) => Ok(Chunk::NeedMore),
         }
     }
 }
 
-/// Where the line at the front of `buf` ends (the index of its CR), once
-/// its CRLF is buffered. A bare LF, or more than `max` bytes without one,
-/// is [`Malformed`]; a bare CR inside the line is caught by the callers'
-/// byte checks.
-fn line_end(buf: &[u8], max: usize) -> Result<Option<usize>, Malformed> {
+/// How far the line at the front of a buffer goes.
+enum Line {
+    /// Its CRLF is buffered; the index of its CR.
+    End(usize),
+    /// Not yet: this many bytes were searched (the next search starts there).
+    Partial(usize),
+}
+
+/// Finds the end of the line at the front of `buf`, searching from
+/// `scanned` (bytes already searched without finding it). A bare LF, or
+/// more than `max` bytes without one, is [`ChunkError::Malformed`]; a bare
+/// CR inside the line is caught by the callers' byte checks.
+fn line_end(buf: &[u8], scanned: usize, max: usize) -> Result<Line, ChunkError> {
     let window = &buf[..buf.len().min(max + 2)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(0) => Err(Malformed),
-        Some(lf) if window[lf - 1] == b'\r' => Ok(Some(lf - 1)),
-        Some(_) => Err(Malformed),
-        None if buf.len() >= max + 2 => Err(Malformed),
-        None => Ok(None),
+    match window.get(scanned..).and_then(|w| w.iter().position(|&b| b == b'\n')) {
+        Some(at) => match scanned + at {
+            0 => Err(ChunkError::Malformed),
+            lf if window[lf - 1] == b'\r' => Ok(Line::End(lf - 1)),
+            _ => Err(ChunkError::Malformed),
+        },
+        None if buf.len() >= max + 2 => Err(ChunkError::Malformed),
+        None => Ok(Line::Partial(window.len())),
     }
 }
 
-/// Checks a chunk-size line (CRLF excluded) and returns how many hex
-/// digits it starts with: `1*HEXDIG [ *BWS ";" ext ]`, where the
-/// extensions may hold only visible characters, spaces and tabs.
-fn size_digits(line: &[u8]) -> Result<usize, Malformed> {
+/// Checks a chunk-size line (CRLF excluded): `1*HEXDIG *( BWS ";" BWS
+/// ext-name [ BWS "=" BWS ext-value ] )` with tokens and quoted strings as
+/// RFC 9110 §5.6 defines them, and no whitespace at the end. Returns how
+/// many hex digits it starts with, and the size they spell.
+fn size_line(line: &[u8]) -> Result<(usize, u64), ChunkError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 || digits > MAX_SIZE_DIGITS {
-        return Err(Malformed);
+        return Err(ChunkError::Malformed);
     }
-    let rest = &line[digits..];
-    let ws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-    match rest.get(ws) {
-        None if ws == 0 => Ok(digits),
-        Some(b';') if rest[ws + 1..].iter().all(|&b| field_byte(b)) => Ok(digits),
-        _ => Err(Malformed),
+    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| ChunkError::Malformed)?;
+    let size = u64::from_str_radix(hex, 16).map_err(|_| ChunkError::Malformed)?;
+    let mut rest = &line[digits..];
+    while !rest.is_empty() {
+        rest = skip_ws(rest);
+        rest = rest.strip_prefix(b";").ok_or(ChunkError::Malformed)?;
+        rest = skip_token(skip_ws(rest))?;
+        let after = skip_ws(rest);
+        if let Some(value) = after.strip_prefix(b"=") {
+            let value = skip_ws(value);
+            rest = if value.first() == Some(&b'"') { skip_quoted(value)? } else { skip_token(value)? };
+        }
     }
+    Ok((digits, size))
+}
+
+fn skip_ws(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+/// The rest after a token, which must be there.
+fn skip_token(s: &[u8]) -> Result<&[u8], ChunkError> {
+    match s.iter().take_while(|&&b| tchar(b)).count() {
+        0 => Err(ChunkError::Malformed),
+        n => Ok(&s[n..]),
+    }
+}
+
+/// The rest after a quoted string starting at `s[0] == '"'`.
+fn skip_quoted(s: &[u8]) -> Result<&[u8], ChunkError> {
+    let mut i = 1;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'"' => return Ok(&s[i + 1..]),
+            b'\\' if s.get(i + 1).is_some_and(|&q| field_byte(q)) => i += 2,
+            b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => i += 1,
+            _ => return Err(ChunkError::Malformed),
+        }
+    }
+    Err(ChunkError::Malformed)
 }
 
 /// Checks a trailer field line: `token ":" value`, the value made of
 /// visible characters, spaces and tabs.
-fn field_line(line: &[u8]) -> Result<(), Malformed> {
+fn field_line(line: &[u8]) -> Result<(), ChunkError> {
     let name = line.iter().take_while(|&&b| tchar(b)).count();
     if name == 0 || line.get(name) != Some(&b':') || !line[name + 1..].iter().all(|&b| field_byte(b)) {
-        return Err(Malformed);
+        return Err(ChunkError::Malformed);
     }
     Ok(())
 }
 
-/// A byte allowed in a field value or chunk extension: VCHAR, SP, HTAB, obs-text.
+/// A byte allowed in a field value: VCHAR, SP, HTAB, obs-text.
 fn field_byte(b: u8) -> bool {
     matches!(b, b'\t' | b' '..=b'~' | 0x80..=0xff)
 }
@@ -178,13 +262,13 @@ mod tests {
 
     /// The body and the bytes after it, or the refusal; `None` while the
     /// body is still incomplete.
-    type Outcome = Option<Result<(Vec<u8>, Vec<u8>), Malformed>>;
+    type Outcome = Option<Result<(Vec<u8>, Vec<u8>), ChunkError>>;
 
     /// Decodes `wire` given all at once: the body, and the bytes left after
     /// it. `None` when the body is incomplete.
     fn whole(wire: &[u8]) -> Outcome {
         let mut buf = BytesMut::from(wire);
-        let mut dec = ChunkedBody::default();
+        let mut dec = ChunkedBody::for_request(1 << 20);
         let mut body = Vec::new();
         loop {
             match dec.decode(&mut buf) {
@@ -204,7 +288,7 @@ mod tests {
     /// `None` while the body is still incomplete after every byte.
     fn trickled(wire: &[u8], step: usize) -> Outcome {
         let mut buf = BytesMut::new();
-        let mut dec = ChunkedBody::default();
+        let mut dec = ChunkedBody::for_request(1 << 20);
         let mut body = Vec::new();
         let mut fed = 0;
         loop {
@@ -262,8 +346,8 @@ mod tests {
             b"5\r\nhello\r\n0\r\nX: a\nb\r\n\r\n",  // bare LF in a trailer
             b"5\r\nhello\r\n0\r\n\n",               // trailer section ended by a bare LF
         ] {
-            assert_eq!(whole(wire), Some(Err(Malformed)), "{:?}", String::from_utf8_lossy(wire));
-            assert_eq!(trickled(wire, 1), Some(Err(Malformed)), "byte by byte: {:?}", String::from_utf8_lossy(wire));
+            assert_eq!(whole(wire), Some(Err(ChunkError::Malformed)), "{:?}", String::from_utf8_lossy(wire));
+            assert_eq!(trickled(wire, 1), Some(Err(ChunkError::Malformed)), "byte by byte: {:?}", String::from_utf8_lossy(wire));
         }
     }
 
@@ -271,7 +355,7 @@ mod tests {
     fn oversized_lines_are_refused_before_they_are_complete() {
         let mut long_ext = b"5;".to_vec();
         long_ext.resize(MAX_SIZE_LINE + 10, b'a');
-        assert_eq!(trickled(&long_ext, 64), Some(Err(Malformed)), "an extension that never ends is cut off");
+        assert_eq!(trickled(&long_ext, 64), Some(Err(ChunkError::Malformed)), "an extension that never ends is cut off");
         let mut at_limit = b"5;".to_vec();
         at_limit.resize(MAX_SIZE_LINE, b'a');
         at_limit.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
@@ -281,8 +365,39 @@ mod tests {
             trailers.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         trailers.extend_from_slice(b"\r\n");
-        assert_eq!(whole(&trailers), Some(Err(Malformed)));
-        assert_eq!(trickled(&trailers, 7), Some(Err(Malformed)));
+        assert_eq!(whole(&trailers), Some(Err(ChunkError::Malformed)));
+        assert_eq!(trickled(&trailers, 7), Some(Err(ChunkError::Malformed)));
+    }
+
+    #[test]
+    fn extensions_follow_the_grammar() {
+        for ext in [";a", " ;a", ";a=b", "; a = b", ";a=\"x;y\"", ";a=\"q\\\"d\"", ";a;b=c;d=\"\"", "\t;a"] {
+            let wire = format!("5{ext}\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(whole(wire.as_bytes()), ok(b"hello", b""), "{ext:?}");
+        }
+        for ext in [";", ";;", ";=b", ";a=", ";a= ", ";a ", ";a=b c", ";a=\"x", ";a=\"x\"y", ";a=\"\x01\"", ";a b", " ", ";a=b;"] {
+            let wire = format!("5{ext}\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(whole(wire.as_bytes()), Some(Err(ChunkError::Malformed)), "{ext:?}");
+        }
+    }
+
+    #[test]
+    fn a_declared_chunk_past_a_limit_is_refused_before_its_data_comes() {
+        let step = |dec: &mut ChunkedBody, wire: &[u8]| dec.decode(&mut BytesMut::from(wire));
+        // The whole body may be 100 bytes: one chunk of 101 is too large at once.
+        assert_eq!(step(&mut ChunkedBody::for_request(100), b"65\r\n"), Err(ChunkError::TooLarge));
+        assert_eq!(step(&mut ChunkedBody::for_request(101), b"65\r\n"), Ok(Chunk::NeedMore));
+        // So are two chunks that add up past it.
+        let mut dec = ChunkedBody::for_request(100);
+        let mut buf = BytesMut::from(&b"3c\r\n"[..]);
+        buf.extend_from_slice(&[b'a'; 60]);
+        buf.extend_from_slice(b"\r\n29\r\n");
+        assert!(matches!(dec.decode(&mut buf), Ok(Chunk::Data(d)) if d.len() == 60));
+        assert_eq!(dec.decode(&mut buf), Err(ChunkError::TooLarge));
+        // A relayed answer may be any length, in chunks the limit allows.
+        assert_eq!(step(&mut ChunkedBody::for_relay(), format!("{MAX_RELAYED_CHUNK:x}\r\n").as_bytes()), Ok(Chunk::NeedMore));
+        assert_eq!(step(&mut ChunkedBody::for_relay(), format!("{:x}\r\n", MAX_RELAYED_CHUNK + 1).as_bytes()), Err(ChunkError::TooLarge));
+        assert_eq!(step(&mut ChunkedBody::for_relay(), b"ffffffffffffffff\r\n"), Err(ChunkError::TooLarge));
     }
 
     #[test]

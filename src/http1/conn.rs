@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::chunked::{self, Chunk, ChunkedBody};
+use super::chunked::{self, Chunk, ChunkError, ChunkedBody};
 
 use super::head::{parse_request_head, parse_response_head, Framing, HeadError, Limits, RequestHead, ResponseHead};
 
@@ -136,7 +136,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 Ok(self.buf.split_to(n).freeze())
             }
             Framing::Chunked => {
-                let mut dec = ChunkedBody::default();
+                let mut dec = ChunkedBody::for_request(max);
                 let mut out = BytesMut::new();
                 loop {
                     match dec.decode(&mut self.buf) {
@@ -157,7 +157,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                                 return Err(BodyError::Incomplete);
                             }
                         }
-                        Err(_) => return Err(BodyError::Malformed),
+                        Err(ChunkError::TooLarge) => return Err(BodyError::TooLarge),
+                        Err(ChunkError::Malformed) => return Err(BodyError::Malformed),
                     }
                 }
             }
@@ -245,7 +246,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 out.finish(down).await
             }
             Framing::Chunked => {
-                let mut dec = ChunkedBody::default();
+                let mut dec = ChunkedBody::for_relay();
                 loop {
                     match dec.decode(&mut self.buf) {
                         Ok(Chunk::Data(data)) => {

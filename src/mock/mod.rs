@@ -6,7 +6,9 @@
 //!
 //! Test controls (request headers): `x-mock-status: 402` answers that
 //! status with a Stripe-style error, `x-mock-delay-ms: 500` waits first,
-//! `x-mock-close: 1` drops the connection without answering.
+//! `x-mock-close: 1` drops the connection without answering,
+//! `x-mock-stray: 1` sends a second, unasked-for answer (a 402) right
+//! behind the real one.
 
 mod answers;
 
@@ -165,6 +167,10 @@ async fn serve<S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent>(mut co
             }
             _ => answers::answer(&head, &body),
         };
+        let mut out = out;
+        if hdr("x-mock-stray").is_some() {
+            out.extend_from_slice(b"HTTP/1.1 402 Payment Required\r\ncontent-length: 0\r\n\r\n");
+        }
         if conn.write_all(out).await.is_err() || !head.keep_alive {
             return;
         }

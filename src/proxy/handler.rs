@@ -423,7 +423,9 @@ async fn answer(ctx: &CoreCtx, head: &RequestHead, vendor: &Vendor, mut conn: Up
             });
         }
     }
-    if relayed.is_ok() && resp.keep_alive {
+    // Bytes the vendor sent past its answer's end would be read as the next
+    // answer: such a connection is not reused.
+    if relayed.is_ok() && resp.keep_alive && conn.buffered() == 0 {
         ctx.pool.borrow_mut().put(&vendor.name, conn);
     }
     relayed.is_ok() && keep_alive

@@ -23,6 +23,16 @@ pub enum UpConn {
     Tls(Box<Conn<ClientTlsStream<TcpStream>>>),
 }
 
+impl UpConn {
+    /// Bytes read from the vendor but not yet consumed.
+    pub fn buffered(&self) -> usize {
+        match self {
+            UpConn::Plain(c) => c.buffered(),
+            UpConn::Tls(c) => c.buffered(),
+        }
+    }
+}
+
 /// How an exchange failed.
 #[derive(Debug)]
 pub enum Failure {
