@@ -188,12 +188,23 @@ fn line_end(buf: &[u8], scanned: usize, max: usize) -> Result<Line, ChunkError> 
 /// RFC 9110 §5.6 defines them, and no whitespace at the end. Returns how
 /// many hex digits it starts with, and the size they spell.
 fn size_line(line: &[u8]) -> Result<(usize, u64), ChunkError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > MAX_SIZE_DIGITS {
+    let (mut digits, mut size) = (0, 0u64);
+    for &b in line {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => break,
+        };
+        if digits == MAX_SIZE_DIGITS {
+            return Err(ChunkError::Malformed);
+        }
+        size = size << 4 | u64::from(d);
+        digits += 1;
+    }
+    if digits == 0 {
         return Err(ChunkError::Malformed);
     }
-    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| ChunkError::Malformed)?;
-    let size = u64::from_str_radix(hex, 16).map_err(|_| ChunkError::Malformed)?;
     let mut rest = &line[digits..];
     while !rest.is_empty() {
         rest = skip_ws(rest);
