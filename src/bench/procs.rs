@@ -190,22 +190,36 @@ mod tests {
 
     #[test]
     fn this_process_threads_are_read_by_name() {
+        // The probe spins until the kernel has charged it CPU (read straight
+        // from its own stat line, not through the code under test), however
+        // slowly a loaded machine schedules it, then stays alive until read.
+        let (charged_tx, charged_rx) = std::sync::mpsc::channel::<()>();
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let ticks = || {
+            let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let fields: Vec<u64> = text.rsplit_once(')').map(|(_, r)| r.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect()).unwrap_or_default();
+            fields.iter().sum::<u64>()
+        };
         let spin = std::thread::Builder::new()
             .name("cpu-probe-3".into())
-            .spawn(|| {
-                let t = std::time::Instant::now();
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
                 let mut x = 0u64;
-                while t.elapsed() < std::time::Duration::from_millis(300) {
-                    x = std::hint::black_box(x.wrapping_add(1));
+                while ticks() == 0 && std::time::Instant::now() < deadline {
+                    for _ in 0..100_000 {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
                 }
-                std::thread::sleep(std::time::Duration::from_millis(500));
+                let _ = charged_tx.send(());
+                let _ = read_rx.recv_timeout(std::time::Duration::from_secs(60));
                 x
             })
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(350));
+        charged_rx.recv_timeout(std::time::Duration::from_secs(90)).expect("the probe thread ran");
         let by = thread_cpu_secs(std::process::id());
+        let _ = read_tx.send(());
         let (user, sys) = by.get("cpu-probe").copied().expect("the probe thread is listed under its group");
-        assert!(user + sys > 0.0, "a thread that spun for 300 ms used some CPU: {by:?}");
+        assert!(user + sys > 0.0, "a thread the kernel charged CPU shows some: {by:?}");
         let _ = spin.join();
     }
 }
