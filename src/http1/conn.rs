@@ -140,12 +140,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 let mut out = BytesMut::new();
                 loop {
                     match dec.decode(&mut self.buf) {
-                        Ok(Chunk::Data(data)) => {
-                            if out.len() + data.len() > max {
-                                return Err(BodyError::TooLarge);
-                            }
-                            out.extend_from_slice(&data);
-                        }
+                        // The decoder refuses chunks declared past `max`.
+                        Ok(Chunk::Data(data)) => out.extend_from_slice(&data),
                         Ok(Chunk::End) => return Ok(out.freeze()),
                         Ok(Chunk::NeedMore) => {
                             // Room for the rest of the allowed body plus one

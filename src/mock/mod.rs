@@ -157,7 +157,7 @@ async fn serve<S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent>(mut co
         if hdr("x-mock-close").is_some() {
             return;
         }
-        let out = match (cred.as_deref(), hdr("x-mock-status").and_then(|s| s.parse::<u16>().ok())) {
+        let mut out = match (cred.as_deref(), hdr("x-mock-status").and_then(|s| s.parse::<u16>().ok())) {
             (Some(expected), _) if !credential_ok(&head.headers, expected) => {
                 simple_response(401, "application/json", &[], br#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}"#, head.keep_alive)
             }
@@ -167,7 +167,6 @@ async fn serve<S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent>(mut co
             }
             _ => answers::answer(&head, &body),
         };
-        let mut out = out;
         if hdr("x-mock-stray").is_some() {
             out.extend_from_slice(b"HTTP/1.1 402 Payment Required\r\ncontent-length: 0\r\n\r\n");
         }
