@@ -2,12 +2,14 @@
 # The cost ladder in BENCHMARKS.md: capgate as shipped, capgate without its
 # audit log, and capgate without its audit log and enforcement (pricing,
 # ledger, duplicate guard), each side by side with nginx on the same load,
-# per core. The two variants are throwaway builds of HEAD with the patches
-# beside this script applied, in git worktrees under $WORK (removed after),
-# built in target/ablation so that later runs reuse the dependencies.
+# per core (or on all cores). The two variants are throwaway builds of HEAD
+# with the patches beside this script applied, in git worktrees under $WORK
+# (removed after), built in target/ablation so that later runs reuse the
+# dependencies.
 #
 #   bash ops/bench/ablation.sh                         # per core, interval durability
 #   bash ops/bench/ablation.sh --durability sync       # extra args go to every run
+#   LAYOUT=all bash ops/bench/ablation.sh              # all cores instead of one
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -26,7 +28,8 @@ for v in "${variants[@]}"; do
   bins+=("$WORK/capgate-$v")
 done
 
-args=(--keys 1000 --connections 64 --duration 10 --rounds 3 --cap-usd 1000000 --pin --workers 1)
+args=(--keys 1000 --connections 64 --duration 10 --rounds 3 --cap-usd 1000000)
+[ "${LAYOUT:-core}" = all ] || args+=(--pin --workers 1)
 [ $# -gt 0 ] || set -- --durability interval
 names=("as shipped" "without the audit log" "without the audit log and enforcement")
 for i in "${!bins[@]}"; do
