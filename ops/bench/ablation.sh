@@ -8,7 +8,8 @@
 # dependencies.
 #
 #   bash ops/bench/ablation.sh                         # per core, interval durability
-#   bash ops/bench/ablation.sh --durability sync       # extra args go to every run
+#   bash ops/bench/ablation.sh --durability sync       # args given replace the default
+#                                                      # --durability interval, for every run
 #   LAYOUT=all bash ops/bench/ablation.sh              # all cores instead of one
 set -euo pipefail
 cd "$(dirname "$0")/../.."
